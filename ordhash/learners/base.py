@@ -1,0 +1,121 @@
+"""``BaseHasher``: the small scikit-learn base class every learner in ordhash derives from."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from numbers import Integral
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ..codes import code_size, pack_bits
+
+FLOAT_DTYPES = (np.float64, np.float32)
+
+
+class BaseHasher(TransformerMixin, BaseEstimator):
+    """Base class of the binary-code learners.
+
+    A subclass implements two methods:
+
+    - ``_fit(X, random_state)``: learn from the validated float array ``X`` and set fitted,
+      trailing-underscore attributes;
+    - ``_project(X)``: real-valued scores of shape ``(n_samples, n_bits)``; bit ``j`` of a
+      code is 1 exactly when score ``j`` is strictly positive.
+
+    Everything else is shared: parameter and input validation, ``transform`` to packed
+    ``uint8`` codes (the faiss binary layout, see :mod:`ordhash.codes`), ``transform_bits``,
+    ``transform_signs`` and ``project``.
+
+    Parameters
+    ----------
+    n_bits : int, default=32
+        Code length in bits (any value >= 1; the last byte is zero-padded).
+    random_state : int, RandomState instance or None, default=None
+        Seed for every random choice made by ``fit``.
+    """
+
+    _parameter_constraints: dict = {
+        "n_bits": [Interval(Integral, 1, None, closed="left")],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(self, *, n_bits=32, random_state=None):
+        self.n_bits = n_bits
+        self.random_state = random_state
+
+    # -- to implement ---------------------------------------------------------------------
+    @abstractmethod
+    def _fit(self, X, random_state):
+        """Learn the hash function from validated data."""
+
+    @abstractmethod
+    def _project(self, X):
+        """Real-valued scores whose signs are the bits."""
+
+    # -- shared ----------------------------------------------------------------------------
+    def fit(self, X, y=None):
+        """Learn the hash function.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training vectors (finite floats).
+        y : None
+            Ignored; present for scikit-learn API consistency.
+
+        Returns
+        -------
+        self : object
+            The fitted learner.
+        """
+        self._validate_params()
+        X = validate_data(self, X, dtype=FLOAT_DTYPES, ensure_min_samples=2)
+        self._fit(X, check_random_state(self.random_state))
+        self.code_size_ = code_size(self.n_bits)
+        return self
+
+    def _validated(self, X):
+        check_is_fitted(self)
+        return validate_data(self, X, dtype=FLOAT_DTYPES, reset=False)
+
+    def project(self, X):
+        """Real-valued projections before thresholding.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples, n_bits)
+            Bit ``j`` of the code of row ``i`` is ``scores[i, j] > 0``.
+        """
+        return self._project(self._validated(X))
+
+    def transform_bits(self, X):
+        """Codes as ``{0, 1}`` bits, an ``uint8`` array of shape (n_samples, n_bits)."""
+        return (self.project(X) > 0).astype(np.uint8)
+
+    def transform_signs(self, X):
+        """Codes as ``{-1, +1}`` signs, an ``int8`` array of shape (n_samples, n_bits)."""
+        return np.where(self.project(X) > 0, 1, -1).astype(np.int8)
+
+    def transform(self, X):
+        """Packed binary codes.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+
+        Returns
+        -------
+        codes : ndarray of shape (n_samples, ceil(n_bits / 8)), dtype uint8
+            Bit ``j`` at byte ``j // 8``, position ``j % 8`` (the faiss binary layout).
+        """
+        return pack_bits(self.project(X) > 0)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # Codes are uint8 whatever the input dtype.
+        tags.transformer_tags.preserves_dtype = []
+        return tags
