@@ -11,6 +11,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from .. import persist
 from ..codes import code_size, pack_bits
 
 FLOAT_DTYPES = (np.float64, np.float32)
@@ -42,6 +43,13 @@ class BaseHasher(TransformerMixin, BaseEstimator):
         "n_bits": [Interval(Integral, 1, None, closed="left")],
         "random_state": ["random_state"],
     }
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # Every public learner in the package is saveable; user subclasses opt in with
+        # ``ordhash.persist.register("mypackage.MyHasher")``.
+        if cls.__module__.startswith("ordhash.") and not cls.__name__.startswith("_"):
+            persist.register(f"ordhash.{cls.__name__}")(cls)
 
     def __init__(self, *, n_bits=32, random_state=None):
         self.n_bits = n_bits
@@ -119,3 +127,64 @@ class BaseHasher(TransformerMixin, BaseEstimator):
         # Codes are uint8 whatever the input dtype.
         tags.transformer_tags.preserves_dtype = []
         return tags
+
+    # -- persistence -------------------------------------------------------------------------
+    def save(self, path):
+        """Save the (fitted) learner to ``path`` atomically, in ordhash's pickle-free format.
+
+        See :mod:`ordhash.persist` for the format. Parameters must be JSON-able (an integer or
+        ``None`` ``random_state``; a ``RandomState`` instance cannot be saved).
+        """
+        return persist.save(self, path)
+
+    @classmethod
+    def load(cls, path, *, mmap=False):
+        """Load a learner saved by :meth:`save`; the file must hold this exact class."""
+        return persist.load(path, expected=cls, mmap=mmap)
+
+    def _get_state(self):
+        params = self.get_params(deep=False)
+        for name, value in params.items():
+            if not _is_json_scalar(value) and not (
+                isinstance(value, (list, tuple)) and all(_is_json_scalar(v) for v in value)
+            ):
+                raise TypeError(
+                    f"cannot save {type(self).__name__}: parameter {name}={value!r} is not "
+                    "JSON-serialisable (use an int or None for random_state)"
+                )
+        meta = {"params": params, "fitted": {}, "object_arrays": {}}
+        arrays = {}
+        for name, value in vars(self).items():
+            if not name.endswith("_") or name.startswith("_"):
+                continue
+            if isinstance(value, np.ndarray) and value.dtype == object:
+                meta["object_arrays"][name] = [str(v) for v in value]
+            elif isinstance(value, np.ndarray):
+                arrays[name] = value
+            elif isinstance(value, np.generic):
+                meta["fitted"][name] = value.item()
+            elif _is_json_scalar(value) or (
+                isinstance(value, (list, tuple)) and all(_is_json_scalar(v) for v in value)
+            ):
+                meta["fitted"][name] = list(value) if isinstance(value, tuple) else value
+            else:
+                raise TypeError(
+                    f"cannot save {type(self).__name__}: fitted attribute {name} of type "
+                    f"{type(value).__name__} is not an array or a JSON value"
+                )
+        return meta, arrays
+
+    @classmethod
+    def _from_state(cls, meta, arrays):
+        obj = cls(**meta["params"])
+        for name, value in meta["fitted"].items():
+            setattr(obj, name, value)
+        for name, value in meta["object_arrays"].items():
+            setattr(obj, name, np.asarray(value, dtype=object))
+        for name, value in arrays.items():
+            setattr(obj, name, value)
+        return obj
+
+
+def _is_json_scalar(value):
+    return value is None or isinstance(value, (bool, int, float, str))
