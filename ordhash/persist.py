@@ -9,12 +9,13 @@ File layout (format version 1), all integers little-endian::
     16      8     header length H in bytes (uint64)
     24      H     header: UTF-8 JSON (see below)
     ...           zero padding to a multiple of 64
-    ...           array blobs, each starting at a multiple of 64, C order, little-endian
+    D             array blobs, C order, little-endian; D is the first multiple of 64 after
+                  the header, and every blob starts at a multiple of 64
 
 The JSON header holds ``{"kind", "kind_version", "meta", "arrays", "header_crc32"}``:
 ``kind`` names the class (``"ordhash.ITQ"``, ``"ordhash.HammingIndex"``, ...), ``meta`` its
 JSON-able state (parameters, scalars) and ``arrays`` one entry per array with ``dtype``,
-``shape``, ``offset``, ``nbytes`` and ``crc32``. ``header_crc32`` is the CRC-32 of the header
+``shape``, ``offset`` (relative to D), ``nbytes`` and ``crc32``. ``header_crc32`` is the CRC-32 of the header
 serialised with ``header_crc32`` set to 0, so a damaged header is detected too.
 
 Guarantees:
@@ -103,23 +104,17 @@ def write_state(path, kind, meta, arrays, *, kind_version=1):
     except TypeError as exc:
         raise TypeError(f"meta of {kind!r} is not JSON-serialisable: {exc}") from None
 
-    # Offsets depend on the header length, which depends on the offsets: iterate to a fixpoint.
-    header_len_guess = 0
-    for _ in range(8):
-        start = _PREFIX.size + header_len_guess
-        offset = start + _pad(start)
-        for name, arr in blobs:
-            entries[name]["offset"] = offset
-            offset += arr.nbytes + _pad(arr.nbytes)
-        header = {"kind": kind, "kind_version": kind_version, "meta": meta,
-                  "arrays": entries, "header_crc32": 0}
-        header["header_crc32"] = _crc(json.dumps(header, sort_keys=True).encode())
-        raw = json.dumps(header, sort_keys=True).encode()
-        if len(raw) == header_len_guess:
-            break
-        header_len_guess = len(raw)
-    else:  # pragma: no cover - the loop converges in two or three rounds
-        raise RuntimeError("could not lay out the file header")
+    # Array offsets are relative to the start of the data section, which begins at the first
+    # multiple of ALIGN after the header, so the header does not depend on its own length.
+    offset = 0
+    for name, arr in blobs:
+        entries[name]["offset"] = offset
+        offset += arr.nbytes + _pad(arr.nbytes)
+    header = {"kind": kind, "kind_version": kind_version, "meta": meta,
+              "arrays": entries, "header_crc32": 0}
+    header["header_crc32"] = _crc(json.dumps(header, sort_keys=True).encode())
+    raw = json.dumps(header, sort_keys=True).encode()
+    data_start = _PREFIX.size + len(raw) + _pad(_PREFIX.size + len(raw))
 
     directory = path.parent if str(path.parent) else Path(".")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
@@ -129,7 +124,7 @@ def write_state(path, kind, meta, arrays, *, kind_version=1):
             fh.write(raw)
             pos = _PREFIX.size + len(raw)
             for name, arr in blobs:
-                target = entries[name]["offset"]
+                target = data_start + entries[name]["offset"]
                 fh.write(b"\x00" * (target - pos))
                 fh.write(memoryview(arr.reshape(-1).view(np.uint8)))
                 pos = target + arr.nbytes
@@ -185,6 +180,7 @@ def read_state(path, *, expected_kind=None, mmap=False, verify=True):
             raise FormatError(f"{path}: corrupt header ({exc.__class__.__name__})") from None
         if not ok:
             raise FormatError(f"{path}: corrupt header (checksum mismatch)")
+        data_start = _PREFIX.size + header_len + _pad(_PREFIX.size + header_len)
         if expected_kind is not None and kind != expected_kind:
             raise FormatError(f"{path}: holds a {kind!r}, not a {expected_kind!r}")
         arrays = {}
@@ -193,7 +189,7 @@ def read_state(path, *, expected_kind=None, mmap=False, verify=True):
                 raise FormatError(f"{path}: array {name!r} has a disallowed dtype {e['dtype']!r}")
             dtype = np.dtype(e["dtype"]).newbyteorder("<")
             shape = tuple(int(s) for s in e["shape"])
-            nbytes, offset = int(e["nbytes"]), int(e["offset"])
+            nbytes, offset = int(e["nbytes"]), data_start + int(e["offset"])
             if int(np.prod(shape, dtype=np.int64)) * dtype.itemsize != nbytes:
                 raise FormatError(f"{path}: array {name!r} has inconsistent shape and size")
             if offset + nbytes > size:
