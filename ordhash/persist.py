@@ -130,6 +130,10 @@ def write_state(path, kind, meta, arrays, *, kind_version=1):
                 pos = target + arr.nbytes
             fh.flush()
             os.fsync(fh.fileno())
+        # mkstemp creates the file 0600; give it the mode a plain open() would (0666 & ~umask)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         try:

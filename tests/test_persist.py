@@ -158,3 +158,12 @@ def test_unsaveable_values(tmp_path):
         persist.write_state(tmp_path / "z", "k", {}, {"o": np.array([object()])})
     with pytest.raises(FileNotFoundError):
         persist.load(tmp_path / "missing")
+
+
+def test_saved_file_has_the_default_mode(tmp_path):
+    old = os.umask(0o022)
+    try:
+        persist.write_state(tmp_path / "f", "k", {}, {})
+    finally:
+        os.umask(old)
+    assert (tmp_path / "f").stat().st_mode & 0o777 == 0o644
