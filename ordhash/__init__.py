@@ -26,6 +26,13 @@ _EXPORTS = {
     "pack_signs": "ordhash.codes",
     "unpack_signs": "ordhash.codes",
     "hamming_distances": "ordhash.codes",
+    # indexes
+    "HammingIndex": "ordhash.index",
+    "MultiIndexHashing": "ordhash.index",
+    # graph walk
+    "ProximityGraph": "ordhash.walk",
+    "GraphWalkIndex": "ordhash.walk",
+    "NeuralMatcher": "ordhash.walk",
     # persistence
     "save": "ordhash.persist",
     "load": "ordhash.persist",
