@@ -20,6 +20,7 @@ plots per dataset: mAP against bits and PR curves over Hamming radius.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from . import datasets as _datasets
 from . import metrics as M
@@ -58,6 +60,7 @@ class BenchConfig:
     k: int = 10
     radius: int = 2
     seed: int = 0
+    blas_threads: int | None = 1
     out_dir: str = "results"
     plots: bool = True
     progress: bool = True
@@ -298,10 +301,17 @@ def run(config=None, *, echo=print):
     records = []
     jobs = [(d, l, b) for d in config.datasets for l in config.learners for b in config.bits]
     prepared = {}
-    for ds, learner, bits in _progress(jobs, config.progress, desc="ordhash bench", unit="run"):
-        if ds not in prepared:
-            prepared = {ds: prepare(ds, config)}  # one dataset in memory at a time
-        records.append(run_one(prepared[ds], learner, bits, config))
+    # Small fits run BLAS single-threaded by default: multi-threaded OpenBLAS on a 2-core
+    # machine with any other load (or Numba's spinning OpenMP workers) was measured 10-15x
+    # slower on ITQ/PCA fits than one thread. ``blas_threads=None`` keeps the library default.
+    limit = (threadpool_limits(config.blas_threads, user_api="blas")
+             if config.blas_threads is not None else contextlib.nullcontext())
+    with limit:
+        for ds, learner, bits in _progress(jobs, config.progress, desc="ordhash bench",
+                                           unit="run"):
+            if ds not in prepared:
+                prepared = {ds: prepare(ds, config)}  # one dataset in memory at a time
+            records.append(run_one(prepared[ds], learner, bits, config))
     total_s = time.perf_counter() - t_start
     echo(format_table(records))
     echo(f"\n{len(records)} runs in {total_s:.1f} s")

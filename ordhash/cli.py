@@ -50,6 +50,8 @@ def _add_bench(sub):
     p.add_argument("--n-queries", type=int, default=None,
                    help="use a random subset of this many queries (default: all)")
     p.add_argument("--seed", type=int, default=0, help="seed for learners and subsets")
+    p.add_argument("--blas-threads", type=int, default=1,
+                   help="BLAS threads during fits (0: leave the library default)")
     p.add_argument("--out", default="results", help="output directory")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -62,6 +64,7 @@ def _run_bench(args):
     config = BenchConfig(
         datasets=args.datasets, learners=args.learners, bits=args.bits,
         n_queries=args.n_queries, seed=args.seed, out_dir=args.out,
+        blas_threads=args.blas_threads if args.blas_threads > 0 else None,
         plots=not args.no_plots, progress=not args.no_progress,
     )
     run(config)
