@@ -1,0 +1,334 @@
+"""Exact sub-linear Hamming search: :class:`MultiIndexHashing`."""
+
+from __future__ import annotations
+
+from math import ceil, comb, log2
+
+import numpy as np
+
+from .._kernels import mih as _mk
+from .._kernels import search as _sk
+from .._validation import check_int
+from ._common import (
+    CodeStore,
+    RangeSearchResult,
+    chunked_range,
+    SearchResult,
+    check_ids,
+    check_k,
+    check_n_bits,
+    check_n_jobs,
+    check_packed,
+    check_radius,
+    empty_knn,
+    empty_range,
+    query_words,
+    resolve_threads,
+    run_tasks,
+    split_ranges,
+    two_pass,
+)
+
+__all__ = ["MultiIndexHashing"]
+
+_BINOM = np.array([[comb(n, s) for s in range(65)] for n in range(65)], dtype=np.int64)
+_NO_D = np.empty(0, np.int32)
+_NO_P = np.empty(0, np.int64)
+_BUCKET_LOG2 = 7  # default substrings leave ~2**7 codes per bucket (see default_substrings)
+
+
+def default_substrings(n_bits, n_codes):
+    """Default number of substrings ``m`` for ``n_codes`` codes of ``n_bits`` bits.
+
+    The paper's rule (Norouzi et al.) is ``m ≈ n_bits / log2(n)``: substrings of about
+    ``log2(n)`` bits, i.e. about one code per bucket, because each candidate costs a random
+    access. Here buckets store the codes themselves and are verified by a sequential
+    vectorised scan, so fewer, larger buckets are cheaper: substrings of ``log2(n) - 7`` bits
+    (about 128 codes per bucket, at least 8 bits). On 10M uniform 64-bit codes (10-NN, one
+    thread, ``eval/bench_index.py``) the paper's m = 3 gives 845 queries/s, this rule's m = 4
+    2,280 and m = 5 2,040.
+
+    Examples
+    --------
+    >>> from ordhash.index.mih import default_substrings
+    >>> default_substrings(64, 10_000_000), default_substrings(128, 1_000_000)
+    (4, 10)
+    """
+    length = max(log2(max(n_codes, 2)) - _BUCKET_LOG2, 8.0)
+    m = int(round(n_bits / length))
+    return int(min(max(m, ceil(n_bits / 64), 1), n_bits))
+
+
+class MultiIndexHashing:
+    """Exact k-NN and radius search with multi-index hashing (Norouzi, Punjani & Fleet).
+
+    Codes are split into ``m`` contiguous substrings, each indexed by a hash table; a query
+    probes keys at growing substring distances and verifies the codes found, stopping as soon
+    as the pigeonhole principle guarantees the answer. Results are **exact** and identical to
+    :class:`~ordhash.index.HammingIndex`, including the tie order (by id) and padding.
+
+    Parameters
+    ----------
+    n_bits : int
+        Bits per code (packed as for :class:`~ordhash.index.HammingIndex`).
+    n_substrings : int, optional
+        Number of substrings ``m``, between ``ceil(n_bits / 64)`` and ``n_bits``. Default:
+        :func:`default_substrings` of the current size, recomputed whenever the tables are
+        rebuilt. Substring lengths differ by at most one bit (longer ones first).
+    n_jobs : int or None, default=None
+        Threads per call (``None``: ``numba.get_num_threads()``, ``-1``: all); queries and
+        table builds run in parallel on GIL-free kernels.
+
+    Notes
+    -----
+    Memory: every table stores the codes (word-padded) and their int32 positions in bucket
+    order, so the index uses about ``m * (8 * ceil(code_size / 8) + 4)`` bytes per code on top
+    of the codes and ids; this makes verification sequential instead of random access.
+    The tables are built on the first search after :meth:`add` or :meth:`remove` (``O(n)``,
+    or call :meth:`build`). Multi-index hashing pays off when the answer lies at a small
+    radius relative to the code length (many codes, or clustered codes); on high-entropy codes
+    at a large radius a query falls back to one linear scan.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ordhash.codes import pack_bits
+    >>> from ordhash.index import MultiIndexHashing
+    >>> rng = np.random.default_rng(0)
+    >>> codes = pack_bits(rng.integers(0, 2, size=(1000, 32)))
+    >>> index = MultiIndexHashing(32, n_substrings=4)
+    >>> index.add(codes)
+    >>> res = index.search(codes[:2], k=3)
+    >>> res.ids[:, 0], res.distances[:, 0]
+    (array([0, 1]), array([0, 0], dtype=int32))
+    >>> index.substrings
+    ((0, 8), (8, 8), (16, 8), (24, 8))
+    """
+
+    def __init__(self, n_bits, *, n_substrings=None, n_jobs=None):
+        self._n_bits = check_n_bits(n_bits)
+        if n_substrings is not None:
+            n_substrings = check_int(n_substrings, "n_substrings", min_value=ceil(self._n_bits / 64),
+                                     max_value=self._n_bits)
+        self._n_substrings = n_substrings
+        self._n_jobs = check_n_jobs(n_jobs)
+        self._store = CodeStore((self._n_bits + 7) // 8)
+        self._tables = None
+
+    # ---------------------------------------------------------------- properties
+    @property
+    def n_bits(self):
+        """Bits per code."""
+        return self._n_bits
+
+    @property
+    def code_size(self):
+        """Bytes per packed code, ``ceil(n_bits / 8)``."""
+        return self._store.code_size
+
+    @property
+    def ntotal(self):
+        """Number of stored codes."""
+        return self._store.n
+
+    @property
+    def n_substrings(self):
+        """The ``n_substrings`` parameter (``None``: chosen from the size at build time)."""
+        return self._n_substrings
+
+    @property
+    def n_jobs(self):
+        """Threads per call (``None``: numba's current setting)."""
+        return self._n_jobs
+
+    @property
+    def substrings(self):
+        """``(start_bit, length)`` of each substring of the current tables (built if stale)."""
+        t = self.build()._tables
+        return tuple((int(a), int(b)) for a, b in zip(t["starts"], t["lens"]))
+
+    @property
+    def ids(self):
+        """Stored ids in increasing order (read-only view)."""
+        view = self._store.ids.view()
+        view.flags.writeable = False
+        return view
+
+    @property
+    def nbytes(self):
+        """Bytes held: codes and ids plus the tables (0 until built)."""
+        extra = 0
+        if self._tables is not None:
+            extra = sum(int(v.nbytes) for v in self._tables.values() if isinstance(v, np.ndarray))
+        return self._store.nbytes() + extra
+
+    def __len__(self):
+        return self._store.n
+
+    def __repr__(self):
+        return (f"MultiIndexHashing(n_bits={self._n_bits}, n_substrings={self._n_substrings!r}, "
+                f"n_jobs={self._n_jobs!r}, ntotal={self.ntotal})")
+
+    # ---------------------------------------------------------------- mutation
+    def add(self, codes, ids=None):
+        """Add packed codes (same contract as :meth:`HammingIndex.add`); tables go stale."""
+        codes = check_packed(codes, "codes", self._n_bits, allow_empty=True)
+        if ids is not None:
+            ids = check_ids(ids, "ids", n=codes.shape[0])
+        if codes.shape[0]:
+            self._store.add(codes, ids)
+            self._tables = None
+
+    def remove(self, ids):
+        """Remove the codes with these ids (unknown ids are ignored); returns the count."""
+        ids = np.unique(check_ids(ids, "ids"))
+        n_before = self.ntotal
+        if self._store.remove(ids) is None:
+            return 0
+        self._tables = None
+        return n_before - self.ntotal
+
+    def reset(self):
+        """Remove every code; default ids start again at 0."""
+        self._store.reset()
+        self._tables = None
+
+    def reconstruct(self, ids):
+        """Stored codes of these ids, shape (len(ids), code_size), ``uint8``."""
+        return self._store.reconstruct(ids)
+
+    def build(self):
+        """Build the hash tables now if they are stale (otherwise done by the next search).
+
+        Returns
+        -------
+        self
+        """
+        if self._tables is not None:
+            return self
+        n = self.ntotal
+        m = self._n_substrings or default_substrings(self._n_bits, n)
+        lens = np.array([self._n_bits // m + (1 if j < self._n_bits % m else 0) for j in range(m)],
+                        dtype=np.int64)
+        starts = np.concatenate([[0], np.cumsum(lens)[:-1]]).astype(np.int64)
+        codes = self._store.codes
+        nw = (self.code_size + 7) // 8
+        aligned = self.code_size % 8 == 0
+        words = codes.reshape(-1).view(np.uint64) if aligned else np.empty(0, np.uint64)
+        pos_dtype = np.int32 if n < 2**31 - 1 else np.int64
+        tcodes = np.empty((m, nw * n), dtype=np.uint64)
+        tpos = np.empty((m, n), dtype=pos_dtype)
+        direct = np.zeros(m, dtype=np.bool_)
+        found = [None] * m
+
+        def build_table(j0, j1):  # tables are independent; the kernels release the GIL
+            for j in range(j0, j1):
+                L = int(lens[j])
+                keys = _mk.extract_keys(codes, int(starts[j]), L)
+                if L <= 30 and 2**L <= 4 * n + 65536:
+                    offsets, perm = _mk.counting_sort(keys, 2**L)
+                    found[j] = (offsets, None, None)
+                else:
+                    perm = np.argsort(keys, kind="stable")
+                    uniq, first = np.unique(keys[perm], return_index=True)
+                    found[j] = (None, uniq, np.append(first, n).astype(np.int64))
+                _mk.gather_word_major(codes, words, aligned, perm, tcodes[j])
+                tpos[j] = perm
+
+        n_threads = resolve_threads(self._n_jobs)
+        run_tasks(build_table, [(j, j + 1) for j in range(m)], n_threads)
+        doffs, skeys, soffs = [], [], []
+        dbase, sbase, sobase, snum = (np.zeros(m, np.int64) for _ in range(4))
+        nd = ns = nso = 0
+        for j, (offsets, uniq, first) in enumerate(found):
+            if offsets is not None:
+                direct[j] = True
+                dbase[j] = nd
+                doffs.append(offsets)
+                nd += offsets.shape[0]
+            else:
+                sbase[j], sobase[j], snum[j] = ns, nso, uniq.shape[0]
+                skeys.append(uniq)
+                soffs.append(first)
+                ns += uniq.shape[0]
+                nso += uniq.shape[0] + 1
+        self._tables = dict(
+            tcodes=tcodes, tpos=tpos, starts=starts, lens=lens, direct=direct,
+            doffs=np.concatenate(doffs) if doffs else np.zeros(1, np.int64), dbase=dbase,
+            skeys=np.concatenate(skeys) if skeys else np.zeros(1, np.uint64),
+            soffs=np.concatenate(soffs) if soffs else np.zeros(1, np.int64),
+            sbase=sbase, sobase=sobase, snum=snum,
+        )
+        return self
+
+    def _table_args(self):
+        t = self._tables
+        return (t["tcodes"], t["tpos"], t["starts"], t["lens"], t["direct"], t["doffs"],
+                t["dbase"], t["skeys"], t["soffs"], t["sbase"], t["sobase"], t["snum"], _BINOM)
+
+    # ---------------------------------------------------------------- search
+    def _run(self, qw, k, radius, base, capacity, out_d, out_p, knn_d, knn_p, counts):
+        args = self._table_args()
+        n_threads = resolve_threads(self._n_jobs)
+
+        def task(i0, i1):
+            _mk.mih_queries(i0, i1, qw, *args, k, radius, self._n_bits, base, capacity, out_d,
+                            out_p, knn_d, knn_p, counts)
+
+        # query costs vary a lot: hand out small pieces
+        run_tasks(task, split_ranges(qw.shape[0], n_threads, per_thread=16), n_threads)
+
+    def search(self, queries, k):
+        """The ``k`` nearest codes of every query (contract of :meth:`HammingIndex.search`).
+
+        Returns
+        -------
+        SearchResult
+            Sorted by (distance, id), padded with (``PAD_DISTANCE``, -1) beyond ``ntotal``.
+        """
+        queries = check_packed(queries, "queries", self._n_bits, allow_empty=True)
+        k = check_k(k)
+        nq, n = queries.shape[0], self.ntotal
+        if nq == 0 or n == 0:
+            return empty_knn(nq, k)
+        kk = min(k, n)
+        self.build()
+        qw = query_words(queries, (self.code_size + 7) // 8)
+        dist = np.empty((nq, kk), np.int32)
+        pos = np.empty((nq, kk), np.int64)
+        zeros = np.zeros(nq, np.int64)
+        self._run(qw, kk, -1, zeros, zeros, _NO_D, _NO_P, dist, pos, np.zeros(nq, np.int64))
+        ids = self._store.ids[pos]
+        if kk < k:
+            out = empty_knn(nq, k)
+            out.ids[:, :kk] = ids
+            out.distances[:, :kk] = dist
+            return out
+        return SearchResult(ids=ids, distances=dist)
+
+    def range_search(self, queries, radius):
+        """Every code within distance ``radius`` (inclusive) of each query, in CSR form.
+
+        Same contract as :meth:`HammingIndex.range_search`.
+        """
+        queries = check_packed(queries, "queries", self._n_bits, allow_empty=True)
+        radius = check_radius(radius, self._n_bits)
+        nq = queries.shape[0]
+        if nq == 0 or self.ntotal == 0:
+            return empty_range(nq)
+        self.build()
+        nw = (self.code_size + 7) // 8
+        no_d = np.empty((0, 0), np.int32)
+        no_p = np.empty((0, 0), np.int64)
+
+        def scan(qw, base, capacity, dist, pos, counts):
+            self._run(qw, 0, radius, base, capacity, dist, pos, no_d, no_p, counts)
+
+        def run_chunk(c0, c1, cap):
+            lims, dist, pos = two_pass(query_words(queries[c0:c1], nw), cap, scan,
+                                       _sk.gather_segments)
+            _sk.sort_segments_by_key(lims, dist, pos)
+            return lims, dist, pos
+
+        lims, dist, pos = chunked_range(nq, 16 * resolve_threads(self._n_jobs), run_chunk)
+        return RangeSearchResult(lims=lims, ids=self._store.ids[pos], distances=dist)
