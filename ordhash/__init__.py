@@ -37,7 +37,7 @@ _EXPORTS = {
     "save": "ordhash.persist",
     "load": "ordhash.persist",
 }
-_SUBMODULES = ("codes", "datasets", "learners", "metrics", "persist", "benchmark", "index", "walk")
+_SUBMODULES = ("codes", "datasets", "learners", "metrics", "persist", "benchmark", "index", "walk", "distributed")
 
 __all__ = sorted(_EXPORTS) + list(_SUBMODULES) + ["__version__"]
 
