@@ -42,7 +42,7 @@ DATASETS = {
     "digits": _datasets.load_digits,
 }
 DEFAULT_DATASETS = ("sift10k", "mnist")
-DEFAULT_LEARNERS = ("LSH", "PCAH", "ITQ", "SH", "AGH", "SpH")
+DEFAULT_LEARNERS = ("LSH", "PCAH", "ITQ", "SH", "AGH", "SpH", "OEH", "OCH")
 DEFAULT_BITS = (16, 32, 64)
 
 

@@ -5,6 +5,8 @@
 
 from .base import BaseHasher
 from .classic import AGH, ITQ, LSH, PCAH, SH, SpH
+from .och import OCH
+from .oeh import OEH
 
 LEARNERS = {
     "LSH": LSH,
@@ -13,6 +15,8 @@ LEARNERS = {
     "SH": SH,
     "AGH": AGH,
     "SpH": SpH,
+    "OEH": OEH,
+    "OCH": OCH,
 }
 
 __all__ = ["BaseHasher", "LEARNERS", *LEARNERS]
