@@ -53,7 +53,7 @@ _ALLOWED_DTYPES = {
 }
 _REGISTRY: dict[str, type] = {}
 
-__all__ = ["FormatError", "save", "load", "register", "write_state", "read_state"]
+__all__ = ["FormatError", "save", "load", "register", "registered_class", "write_state", "read_state"]
 
 
 class FormatError(ValueError):
@@ -76,6 +76,11 @@ def register(kind, version=1):
         return cls
 
     return deco
+
+
+def registered_class(kind):
+    """The class registered under ``kind``, or None (used to rebuild nested objects)."""
+    return _REGISTRY.get(kind)
 
 
 def _crc(data) -> int:

@@ -6,6 +6,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from .. import persist
 from .._kernels import search as _sk
 from .._validation import check_option
 from ._common import (
@@ -65,6 +66,41 @@ def _faiss_threads(faiss, n_jobs):
         faiss.omp_set_num_threads(prev)
 
 
+
+def restore_store(store, meta, arrays, owner):
+    """Fill a :class:`CodeStore` from saved arrays, checking the index invariants.
+
+    The arrays are used as they are (no copy), so memory-mapped codes stay mapped; a
+    read-only store is copied by :func:`writable_store` before it is modified in place.
+    """
+    from .. import persist
+
+    try:
+        codes, ids = np.asarray(arrays["codes"]), np.asarray(arrays["ids"])
+        next_id = int(meta["next_id"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise persist.FormatError(f"{owner} file is missing {exc}") from None
+    n = ids.shape[0] if ids.ndim == 1 else -1
+    if (codes.dtype != np.uint8 or ids.dtype != np.int64 or codes.ndim != 2
+            or codes.shape != (n, store.code_size)):
+        raise persist.FormatError(
+            f"{owner} file holds codes {codes.dtype}{codes.shape} and ids {ids.dtype}{ids.shape}; "
+            f"expected uint8 (n, {store.code_size}) and int64 (n,)"
+        )
+    if n and (ids[0] < 0 or (np.diff(ids) <= 0).any() or next_id <= ids[-1]):
+        raise persist.FormatError(f"{owner} file has ids that are not distinct, "
+                                  "non-negative and increasing")
+    store._codes, store._ids, store.n, store.next_id = codes, ids, n, next_id
+
+
+def writable_store(store):
+    """Copy a read-only (memory-mapped) store into memory before an in-place change."""
+    if not (store._codes.flags.writeable and store._ids.flags.writeable):
+        store._codes = np.array(store.codes)
+        store._ids = np.array(store.ids)
+
+
+@persist.register("ordhash.HammingIndex")
 class HammingIndex:
     """Exact k-NN and radius search over packed binary codes by a full scan.
 
@@ -213,6 +249,7 @@ class HammingIndex:
         """
         ids = np.unique(check_ids(ids, "ids"))
         n_before = self.ntotal
+        writable_store(self._store)
         keep = self._store.remove(ids)
         if keep is None:
             return 0
@@ -390,3 +427,33 @@ class HammingIndex:
             if self.ntotal:
                 self._faiss_index.add(self._store.codes)
 
+    # ---------------------------------------------------------------- persistence
+    def save(self, path):
+        """Save the index atomically to ``path`` in ordhash's pickle-free format.
+
+        See :mod:`ordhash.persist`; codes and ids are stored as raw arrays.
+        """
+        return persist.save(self, path)
+
+    @classmethod
+    def load(cls, path, *, mmap=False):
+        """Load an index saved by :meth:`save`.
+
+        With ``mmap=True`` the codes (and ids) stay a read-only memory map of the file and are
+        searched in place; :meth:`remove` first copies them into memory. The faiss backend
+        always copies the codes into its own ``IndexBinaryFlat``.
+        """
+        return persist.load(path, expected=cls, mmap=mmap)
+
+    def _get_state(self):
+        meta = {"n_bits": self._n_bits, "backend": self._backend, "n_jobs": self._n_jobs,
+                "next_id": int(self._store.next_id)}
+        return meta, {"codes": self._store.codes, "ids": self._store.ids}
+
+    @classmethod
+    def _from_state(cls, meta, arrays):
+        obj = cls(meta["n_bits"], backend=meta["backend"], n_jobs=meta["n_jobs"])
+        restore_store(obj._store, meta, arrays, "HammingIndex")
+        if obj._faiss_index is not None and obj.ntotal:
+            obj._faiss_index.add(np.ascontiguousarray(obj._store.codes))
+        return obj

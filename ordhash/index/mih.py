@@ -6,6 +6,7 @@ from math import ceil, comb, log2
 
 import numpy as np
 
+from .. import persist
 from .._kernels import mih as _mk
 from .._kernels import search as _sk
 from .._validation import check_int
@@ -28,12 +29,15 @@ from ._common import (
     split_ranges,
     two_pass,
 )
+from .flat import restore_store, writable_store
 
 __all__ = ["MultiIndexHashing"]
 
 _BINOM = np.array([[comb(n, s) for s in range(65)] for n in range(65)], dtype=np.int64)
 _NO_D = np.empty(0, np.int32)
 _NO_P = np.empty(0, np.int64)
+_TABLE_KEYS = {"tcodes", "tpos", "starts", "lens", "direct", "doffs", "dbase", "skeys", "soffs",
+               "sbase", "sobase", "snum"}
 _BUCKET_LOG2 = 7  # default substrings leave ~2**7 codes per bucket (see default_substrings)
 
 
@@ -59,6 +63,7 @@ def default_substrings(n_bits, n_codes):
     return int(min(max(m, ceil(n_bits / 64), 1), n_bits))
 
 
+@persist.register("ordhash.MultiIndexHashing")
 class MultiIndexHashing:
     """Exact k-NN and radius search with multi-index hashing (Norouzi, Punjani & Fleet).
 
@@ -183,6 +188,7 @@ class MultiIndexHashing:
         """Remove the codes with these ids (unknown ids are ignored); returns the count."""
         ids = np.unique(check_ids(ids, "ids"))
         n_before = self.ntotal
+        writable_store(self._store)
         if self._store.remove(ids) is None:
             return 0
         self._tables = None
@@ -332,3 +338,43 @@ class MultiIndexHashing:
 
         lims, dist, pos = chunked_range(nq, 16 * resolve_threads(self._n_jobs), run_chunk)
         return RangeSearchResult(lims=lims, ids=self._store.ids[pos], distances=dist)
+
+    # ---------------------------------------------------------------- persistence
+    def save(self, path):
+        """Save the index (and its hash tables, if built) atomically to ``path``.
+
+        See :mod:`ordhash.persist` for the pickle-free format.
+        """
+        return persist.save(self, path)
+
+    @classmethod
+    def load(cls, path, *, mmap=False):
+        """Load an index saved by :meth:`save`.
+
+        With ``mmap=True`` the codes, ids and saved tables stay read-only memory maps of the
+        file and are searched in place; :meth:`remove` first copies the codes into memory.
+        """
+        return persist.load(path, expected=cls, mmap=mmap)
+
+    def _get_state(self):
+        meta = {"n_bits": self._n_bits, "n_substrings": self._n_substrings,
+                "n_jobs": self._n_jobs, "next_id": int(self._store.next_id),
+                "tables": self._tables is not None}
+        arrays = {"codes": self._store.codes, "ids": self._store.ids}
+        if self._tables is not None:
+            arrays.update({f"table.{k}": v for k, v in self._tables.items()})
+        return meta, arrays
+
+    @classmethod
+    def _from_state(cls, meta, arrays):
+        obj = cls(meta["n_bits"], n_substrings=meta["n_substrings"], n_jobs=meta["n_jobs"])
+        restore_store(obj._store, meta, arrays, "MultiIndexHashing")
+        if meta.get("tables"):
+            tables = {k[len("table."):]: np.asarray(v) for k, v in arrays.items()
+                      if k.startswith("table.")}
+            if set(tables) != _TABLE_KEYS:
+                raise persist.FormatError("MultiIndexHashing file has incomplete hash tables")
+            if tables["tpos"].shape != (tables["lens"].shape[0], obj.ntotal):
+                raise persist.FormatError("MultiIndexHashing file has tables of another size")
+            obj._tables = tables
+        return obj

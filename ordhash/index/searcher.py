@@ -15,6 +15,7 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from .. import persist
 from .._validation import check_int, check_vectors
 from ._common import PAD_ID, check_ids
 from .flat import HammingIndex
@@ -138,6 +139,7 @@ def rerank(queries, vectors, rows, cand_ids, k, metric):
     return FloatSearchResult(ids=out_ids, distances=out_d)
 
 
+@persist.register("ordhash.HashingSearcher")
 class HashingSearcher(BaseEstimator):
     """Approximate k-NN over float vectors: Hamming candidates re-ranked exactly.
 
@@ -334,3 +336,69 @@ class HashingSearcher(BaseEstimator):
         rows = np.searchsorted(stored, cand)
         return rerank(Xq, self.vectors_, rows, cand, k, self.metric)
 
+    # ---------------------------------------------------------------- persistence
+    def save(self, path):
+        """Save the fitted searcher (learner, codes, vectors) atomically to ``path``.
+
+        Uses ordhash's pickle-free format (:mod:`ordhash.persist`); the learner must be a
+        saveable ordhash learner.
+        """
+        return persist.save(self, path)
+
+    @classmethod
+    def load(cls, path, *, mmap=False):
+        """Load a searcher saved by :meth:`save`.
+
+        With ``mmap=True`` the large arrays (codes, vectors) stay read-only memory maps of the
+        file; :meth:`add` and :meth:`remove` then work on in-memory copies.
+        """
+        return persist.load(path, expected=cls, mmap=mmap)
+
+    def _get_state(self):
+        check_is_fitted(self, "index_")
+        kind = getattr(type(self.learner_), "_persist_kind", None)
+        if kind is None:
+            raise TypeError(f"cannot save a HashingSearcher over a {type(self.learner_).__name__}"
+                            ": the learner is not a saveable ordhash learner")
+        lmeta, larrays = self.learner_._get_state()
+        imeta, iarrays = self.index_._get_state()
+        meta = {
+            "params": {"index": self.index, "metric": self.metric,
+                       "candidates": int(self.candidates), "n_jobs": self.n_jobs},
+            "learner": {"kind": kind, "meta": lmeta},
+            "index": {"kind": type(self.index_)._persist_kind, "meta": imeta},
+            "n_features_in": int(self.n_features_in_),
+            "next_id": int(self._next_id),
+        }
+        arrays = {"vectors": self.vectors_}
+        arrays.update({f"learner.{k}": v for k, v in larrays.items()})
+        arrays.update({f"index.{k}": v for k, v in iarrays.items()})
+        return meta, arrays
+
+    @classmethod
+    def _from_state(cls, meta, arrays):
+        def part(prefix):
+            return {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
+
+        classes = []
+        for name in ("learner", "index"):
+            kind = meta[name]["kind"]
+            klass = persist.registered_class(kind)
+            if klass is None:
+                raise persist.FormatError(f"HashingSearcher file holds an unknown {name} {kind!r}")
+            classes.append(klass)
+        learner = classes[0]._from_state(meta["learner"]["meta"], part("learner."))
+        index = classes[1]._from_state(meta["index"]["meta"], part("index."))
+        vectors = arrays["vectors"]
+        if vectors.shape != (len(index), meta["n_features_in"]):
+            raise persist.FormatError(
+                f"HashingSearcher file is inconsistent: {vectors.shape[0]} vectors of "
+                f"{vectors.shape[1]} features for {len(index)} codes"
+            )
+        obj = cls(clone(learner), **meta["params"])
+        obj.learner_ = learner
+        obj.index_ = index
+        obj.vectors_ = vectors
+        obj.n_features_in_ = int(meta["n_features_in"])
+        obj._next_id = int(meta["next_id"])
+        return obj
