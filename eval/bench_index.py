@@ -26,8 +26,10 @@ Usage::
     python eval/bench_index.py                 # full run (several minutes)
     python eval/bench_index.py --quick         # smaller sizes, smoke test
     python eval/bench_index.py --sections flat,range
+    python eval/bench_index.py --sections mih --update   # re-measure one section in place
 
-Writes ``eval/results/bench_index[_quick].json`` and ``.png`` and prints a table.
+Writes ``eval/results/bench_index[_quick].json`` (with the load average before and after every
+section) and ``.png`` and prints a table.
 """
 
 from __future__ import annotations
@@ -400,6 +402,9 @@ def main(argv=None):
     ap.add_argument("--hnsw-n", type=int, default=None, help="codes for HNSW (1M, quick 50k)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=None, help="output stem (default eval/results/bench_index[_quick])")
+    ap.add_argument("--update", action="store_true",
+                    help="replace only the sections run in an existing JSON (rerun a section "
+                         "measured while the machine was busy)")
     args = ap.parse_args(argv)
     if args.repeats < 3:
         ap.error("--repeats must be >= 3")
@@ -421,35 +426,48 @@ def main(argv=None):
     stem = Path(args.out) if args.out else RESULTS / ("bench_index_quick" if q else "bench_index")
     stem.parent.mkdir(parents=True, exist_ok=True)
 
-    lines = []
+    lines = {}
+    current = [None]
 
     def log(msg):
         print(msg, flush=True)
-        lines.append(msg)
+        lines.setdefault(current[0], []).append(msg)
 
     prev_faiss = faiss.omp_get_max_threads()
     env = dict(python=platform.python_version(), numpy=np.__version__, faiss=faiss.__version__,
                numba=__import__("numba").__version__, ordhash=getattr(ordhash, "__version__", "dev"),
                cpu=cpu_model(), n_cpus=os.cpu_count(),
                load_start=load())
-    results = {}
+    results, section_env = {}, {}
     rng = np.random.default_rng(args.seed)
     funcs = dict(flat=bench_flat, range=bench_range, mih=bench_mih, hnsw=bench_hnsw,
                  memory=bench_memory, cold=bench_cold)
     t0 = time.perf_counter()
     try:
         for name in sections:
+            current[0] = name
+            load_before = load()
             results[name] = funcs[name](args, rng, log)
+            section_env[name] = dict(load_start=load_before, load_end=load(),
+                                     finished=time.strftime("%Y-%m-%d %H:%M:%S"))
     finally:
         faiss.omp_set_num_threads(prev_faiss)
     env["load_end"] = load()
     env["wall_s"] = time.perf_counter() - t0
-    record = dict(command="python eval/bench_index.py " + " ".join(sys.argv[1:] if argv is None else argv),
-                  environment=env, settings=dict(nq=args.nq, flat_n=args.flat_n, mih_n=args.mih_n,
-                                                 hnsw_n=args.hnsw_n, threads=args.threads,
-                                                 repeats=args.repeats, seed=args.seed),
-                  results=results, table=lines)
-    stem.with_suffix(".json").write_text(json.dumps(record, indent=1, default=str))
+    command = "python eval/bench_index.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    record = dict(command=command, environment=env,
+                  settings=dict(nq=args.nq, flat_n=args.flat_n, mih_n=args.mih_n, hnsw_n=args.hnsw_n,
+                                threads=args.threads, repeats=args.repeats, seed=args.seed),
+                  sections=section_env, results=results, table=lines)
+    json_path = stem.with_suffix(".json")
+    if args.update and json_path.exists():
+        old = json.loads(json_path.read_text())
+        for key in ("sections", "results", "table"):
+            old.setdefault(key, {}).update(record[key])
+        old.setdefault("updates", []).append(dict(command=command, environment=env))
+        record = old
+        results = record["results"]
+    json_path.write_text(json.dumps(record, indent=1, default=str))
     plot(results, stem.with_suffix(".png"))
     print(f"wrote {stem.with_suffix('.json')} and {stem.with_suffix('.png')}")
     return 0

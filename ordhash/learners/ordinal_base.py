@@ -55,6 +55,8 @@ def data_objective(prep, beta, average, max_pairs_per_anchor):
 
 #: Data triplets use at most this many (random) training rows.
 DATA_MAX_ROWS = 20000
+#: The ITQ warm start is fitted on at most this many (random) training rows.
+ITQ_MAX_ROWS = 10000
 
 
 @dataclass
@@ -231,8 +233,8 @@ class OrdinalHasherBase(BaseHasher):
             W[:r, :r] = np.eye(r)
             return W
         Xs = prep.Xc
-        if Xs.shape[0] > DATA_MAX_ROWS:
-            Xs = Xs[np.sort(rng.choice(Xs.shape[0], DATA_MAX_ROWS, replace=False))]
+        if Xs.shape[0] > ITQ_MAX_ROWS:
+            Xs = Xs[np.sort(rng.choice(Xs.shape[0], ITQ_MAX_ROWS, replace=False))]
         V = Xs @ prep.P[:, :r]
         W[:r, :r] = itq_rotation(V, 50, rng)
         return W

@@ -104,11 +104,13 @@ class DataTripletObjective:
         self.n_far = int(n_far)
         self.n_anchors = self.anchors.shape[0]
         self.reg_rows = self.V[self.anchors]
-        # sorted keys "pool position * n + row" of every (anchor, excluded row) pair
+        # bit set over (pool position, row): set for the anchor itself and its K neighbours
         n = self.V.shape[0]
         pos = np.arange(self.n_anchors, dtype=np.int64)[:, None]
         excluded = np.hstack([self.neighbors, self.anchors[:, None]])
-        self._keys = np.sort((pos * n + excluded).ravel())
+        flags = np.zeros(self.n_anchors * n, dtype=bool)
+        flags[(pos * n + excluded).ravel()] = True
+        self._excluded = np.packbits(flags, bitorder="little")
 
     def sample(self, batch, rng):
         """Row ids ``(A, near, far)`` and the validity mask of the far draws."""
@@ -118,9 +120,8 @@ class DataTripletObjective:
         K = self.neighbors.shape[1]
         near = self.neighbors[batch[:, None], rng.randint(0, K, (B, self.n_near))]
         far = rng.randint(0, n, (B, self.n_far))
-        query = batch[:, None] * n + far
-        hit = np.searchsorted(self._keys, query)
-        valid = self._keys[np.minimum(hit, self._keys.size - 1)] != query
+        key = batch[:, None] * n + far
+        valid = ((self._excluded[key >> 3] >> (key & 7).astype(np.uint8)) & 1) == 0
         return A, near, far, valid
 
     def gradient(self, W, batch, rng):
