@@ -65,11 +65,11 @@ ROWS = {
     "och_cayley": (OCH, dict(triplet_source="landmarks", retraction="cayley"),
                    "  Cayley retraction"),
     # OCH, data triplets (default) ---------------------------------------------------------
-    "och_default": (OCH, {}, "OCH default: ITQ start + data triplets (sharpness 3, 10 epochs)"),
+    "och_default": (OCH, {}, "OCH default: ITQ start + data triplets (sharpness 3, 6 epochs)"),
     "och_data_sharp1": (OCH, dict(sharpness=1.0), "  sharpness 1 (softer tanh)"),
     "och_data_random": (OCH, dict(init="random"), "  random start instead of ITQ"),
     "och_data_near1pct": (OCH, dict(near_fraction=0.01), "  near set = 1% nearest rows"),
-    "och_data_ep5": (OCH, dict(n_epochs=5), "  5 epochs"),
+    "och_data_ep10": (OCH, dict(n_epochs=10), "  10 epochs"),
     "och_data_b64": (OCH, dict(batch_size=64), "  64 anchors per step"),
     "och_released": (OCH, dict(variant="released"), "OCH released (trainOCH.m)"),
     # OEH ----------------------------------------------------------------------------------
@@ -86,11 +86,11 @@ ROWS = {
     "oeh_long": (OEH, dict(triplet_source="landmarks", n_epochs=40), "  40 full-batch steps"),
     "oeh_kmeans50": (OEH, dict(triplet_source="landmarks", kmeans_iter=50),
                      "  50 K-means iterations (as released)"),
-    "oeh_default": (OEH, {}, "OEH default: ITQ start + data triplets (sharpness 3, 10 epochs)"),
+    "oeh_default": (OEH, {}, "OEH default: ITQ start + data triplets (sharpness 3, 6 epochs)"),
     "oeh_data_sharp1": (OEH, dict(sharpness=1.0), "  sharpness 1 (softer tanh)"),
     "oeh_data_random": (OEH, dict(init="random"), "  random start instead of ITQ"),
     "oeh_data_lr03": (OEH, dict(learning_rate=0.3), "  alpha 0.3"),
-    "oeh_data_ep5": (OEH, dict(n_epochs=5), "  5 epochs"),
+    "oeh_data_ep10": (OEH, dict(n_epochs=10), "  10 epochs"),
     "oeh_data_b64": (OEH, dict(batch_size=64), "  64 anchors per step"),
     "oeh_released": (OEH, dict(variant="released"), "OEH released (trainOEH.m)"),
 }

@@ -161,9 +161,9 @@ def test_fit_transform_contract_and_projection_formula():
     assert est.landmarks_.shape == (est.n_landmarks_, 12)
     # data mode: the landmarks are the anchor rows themselves
     assert all(np.abs(X - row).max(axis=1).min() < 1e-9 for row in est.landmarks_[:20])
-    # intended defaults: data triplets, anchor pool min(2000, n), 10 epochs of 32 anchors
-    assert est.n_landmarks_ == 400 and est.n_iter_ == 10 * -(-400 // 32)
-    assert len(est.loss_curve_) == 10
+    # intended defaults: data triplets, anchor pool min(2000, n), 6 epochs of 32 anchors
+    assert est.n_landmarks_ == 400 and est.n_iter_ == 6 * -(-400 // 32)
+    assert len(est.loss_curve_) == 6
     lm = OEH(n_bits=10, n_landmarks=40, triplet_source="landmarks", random_state=0).fit(X)
     assert lm.n_landmarks_ <= 40 and lm.n_iter_ == 5  # full-batch landmark steps
     assert OEH(n_bits=10, n_landmarks=40, batch_size=8, n_epochs=2, triplet_source="landmarks",

@@ -260,7 +260,7 @@ class OCH(OrdinalHasherBase):
     triplets : {"knn", "pivots", "all", "random_pivots"} or None, default=None
         Landmark triplet rule (``None``: ``"pivots"``).
     n_epochs : int or None, default=None
-        Passes over the anchors (``None``: 10 with data triplets, 8 with landmark triplets;
+        Passes over the anchors (``None``: 6 with data triplets, 8 with landmark triplets;
         released: 1, i.e. ``maxIter = L``).
     batch_size : int or None, default=None
         Anchors per step (``None``: 32 with data triplets, all landmarks with landmark
@@ -333,7 +333,7 @@ class OCH(OrdinalHasherBase):
     }
 
     _variant_defaults = {
-        "data": {"triplets": "pivots", "n_epochs": 10, "ordinal_source": "log_affinity",
+        "data": {"triplets": "pivots", "n_epochs": 6, "ordinal_source": "log_affinity",
                  "input_scale": "auto", "sharpness": 3.0, "init": "itq", "shuffle": True,
                  "learning_rate": 0.02, "batch_size": 32, "kmeans_iter": 10},
         "landmarks": {"triplets": "pivots", "n_epochs": 8, "ordinal_source": "log_affinity",

@@ -216,7 +216,7 @@ class OEH(OrdinalHasherBase):
         Landmark triplet rule (``None``: ``"knn"``); see
         :class:`~ordhash.learners.ordinal.TripletObjective`.
     n_epochs : int or None, default=None
-        Passes over the anchors (``None``: 10 with data triplets, 5 with landmark triplets;
+        Passes over the anchors (``None``: 6 with data triplets, 5 with landmark triplets;
         released: 1, i.e. 300 steps for 300 landmarks).
     batch_size : int or None, default=None
         Anchors per step; their averaged per-anchor gradients make one update [D]
@@ -315,7 +315,7 @@ class OEH(OrdinalHasherBase):
     }
 
     _variant_defaults = {
-        "data": {"triplets": "knn", "n_epochs": 10, "ordinal_source": "log_affinity",
+        "data": {"triplets": "knn", "n_epochs": 6, "ordinal_source": "log_affinity",
                  "input_scale": "auto", "sharpness": 3.0, "init": "itq", "shuffle": True,
                  "batch_size": 32, "kmeans_iter": 10, "learning_rate": 0.1},
         "landmarks": {"triplets": "knn", "n_epochs": 5, "ordinal_source": "log_affinity",
