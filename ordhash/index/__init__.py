@@ -14,9 +14,16 @@ On float vectors: :class:`HashingSearcher` (Hamming candidates re-ranked exactly
 from ._common import PAD_DISTANCE, PAD_ID, RangeSearchResult, SearchResult
 from .flat import HammingIndex
 from .mih import MultiIndexHashing
-from .searcher import FloatSearchResult, HashingSearcher
-from .neighbors import HashingKNeighborsTransformer
-from .interop import from_faiss, to_faiss
+
+# The float-vector layer pulls in scikit-learn (and faiss for interop); load it on first use so
+# that ``import ordhash.index`` costs only numpy and numba.
+_LAZY = {
+    "HashingSearcher": "searcher",
+    "FloatSearchResult": "searcher",
+    "HashingKNeighborsTransformer": "neighbors",
+    "to_faiss": "interop",
+    "from_faiss": "interop",
+}
 
 __all__ = [
     "HammingIndex",
@@ -31,3 +38,18 @@ __all__ = [
     "to_faiss",
     "from_faiss",
 ]
+
+
+def __getattr__(name):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

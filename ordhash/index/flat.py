@@ -198,10 +198,8 @@ class HammingIndex:
 
     @property
     def ids(self):
-        """Stored ids in increasing order (read-only view)."""
-        view = self._store.ids.view()
-        view.flags.writeable = False
-        return view
+        """Stored ids in increasing order (a copy: later ``add``/``remove`` do not change it)."""
+        return self._store.ids.copy()
 
     @property
     def nbytes(self):
