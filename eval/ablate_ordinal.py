@@ -71,6 +71,8 @@ ROWS = {
     "och_data_near1pct": (OCH, dict(near_fraction=0.01), "  near set = 1% nearest rows"),
     "och_data_ep10": (OCH, dict(n_epochs=10), "  10 epochs"),
     "och_data_b64": (OCH, dict(batch_size=64), "  64 anchors per step"),
+    "och_data_far_anchor": (OCH, dict(far_sampling="anchor"),
+                            "  far items drawn per anchor, not shared by the step's anchors"),
     "och_released": (OCH, dict(variant="released"), "OCH released (trainOCH.m)"),
     # OEH ----------------------------------------------------------------------------------
     "oeh_spec": (OEH, dict(triplet_source="landmarks", init="random", batch_size=1, n_epochs=1,
@@ -92,6 +94,8 @@ ROWS = {
     "oeh_data_lr03": (OEH, dict(learning_rate=0.3), "  alpha 0.3"),
     "oeh_data_ep10": (OEH, dict(n_epochs=10), "  10 epochs"),
     "oeh_data_b64": (OEH, dict(batch_size=64), "  64 anchors per step"),
+    "oeh_data_far_anchor": (OEH, dict(far_sampling="anchor"),
+                            "  far items drawn per anchor, not shared by the step's anchors"),
     "oeh_released": (OEH, dict(variant="released"), "OEH released (trainOEH.m)"),
 }
 CELLS = [(d, b) for d in ("digits", "sift", "mnist") for b in (32, 64)]

@@ -303,12 +303,24 @@ def main(argv=None):
     ap.add_argument("--timing", action="store_true")
     ap.add_argument("--no-accuracy", action="store_true")
     ap.add_argument("--out", default=str(RESULTS / "bench_ordinal.json"))
+    ap.add_argument("--merge", action="store_true",
+                    help="keep the accuracy rows of the existing --out file for the methods not "
+                         "in --methods (to re-run only the learners that changed)")
     args = ap.parse_args(argv)
     report = {"command": " ".join([Path(sys.argv[0]).name] + (argv or sys.argv[1:])),
               "environment": environment()}
     if not args.no_accuracy:
         rows = accuracy(args.datasets, args.bits, args.seeds, args.methods)
-        print_tables(rows, args.bits, args.methods)
+        methods = list(args.methods)
+        if args.merge and Path(args.out).exists():
+            with open(args.out) as fh:
+                old = json.load(fh)
+            kept = [r for r in old.get("accuracy", []) if r["method"] not in args.methods]
+            rows = kept + rows
+            methods = list(dict.fromkeys([m for m in METHODS if any(
+                r["method"] == m for r in rows)] + methods))
+            report["merged_from"] = old.get("command")
+        print_tables(rows, args.bits, methods)
         report["accuracy"] = rows
         report["ground_truth"] = "top-2% Euclidean"
     if args.timing:

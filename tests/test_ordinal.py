@@ -321,25 +321,33 @@ def test_exact_neighbors_match_brute_force():
         assert kth[i] == pytest.approx(np.sort(d2)[6], rel=1e-4)
 
 
-def test_data_triplet_sampling_respects_the_neighbour_sets():
+@pytest.mark.parametrize("far_sampling", ["anchor", "batch"])
+def test_data_triplet_sampling_respects_the_neighbour_sets(far_sampling):
     from ordhash.learners.ordinal_data import DataTripletObjective, exact_neighbors
 
     rng = np.random.RandomState(1)
     X = rng.normal(size=(80, 4))
     pool = np.arange(0, 80, 4)
     nn, _ = exact_neighbors(X, pool, 10)
-    obj = DataTripletObjective(X[:, :3], pool, nn, n_near=15, n_far=60)
+    obj = DataTripletObjective(X[:, :3], pool, nn, n_near=15, n_far=60,
+                               far_sampling=far_sampling)
     batch = np.arange(pool.size)
     A, near, far, valid = obj.sample(batch, rng)
+    assert far.shape == ((60,) if far_sampling == "batch" else (batch.size, 60))
+    assert valid.shape == (batch.size, 60)
     for b in range(batch.size):
         assert set(near[b]) <= set(nn[b])
         excluded = set(nn[b]) | {pool[b]}
-        assert all((f not in excluded) == v for f, v in zip(far[b], valid[b]))
+        far_b = far if far_sampling == "batch" else far[b]
+        assert all((f not in excluded) == v for f, v in zip(far_b, valid[b]))
     assert valid.mean() > 0.7 and (~valid).any()
+    with pytest.raises(ValueError, match="far_sampling"):
+        DataTripletObjective(X[:, :3], pool, nn, far_sampling="shared")
 
 
+@pytest.mark.parametrize("far_sampling", ["anchor", "batch"])
 @pytest.mark.parametrize("average", [True, False])
-def test_data_triplet_gradient_matches_finite_differences(average):
+def test_data_triplet_gradient_matches_finite_differences(average, far_sampling):
     from ordhash.learners.ordinal_data import DataTripletObjective, exact_neighbors
 
     rng = np.random.RandomState(4)
@@ -347,7 +355,7 @@ def test_data_triplet_gradient_matches_finite_differences(average):
     pool = np.arange(0, 90, 9)
     nn, _ = exact_neighbors(X, pool, 12)
     obj = DataTripletObjective(X[:, :4], pool, nn, beta=0.3, average=average, n_near=6,
-                               n_far=30)
+                               n_far=30, far_sampling=far_sampling)
     W = rng.normal(size=(4, 5)) * 0.6
     batch = np.arange(pool.size)
     G, loss, active = obj.gradient(W, batch, np.random.RandomState(2))
@@ -358,7 +366,7 @@ def test_data_triplet_gradient_matches_finite_differences(average):
 
     np.testing.assert_allclose(G, 0.5 * _fd_grad(fun, W), rtol=1e-5, atol=1e-8)
     obj32 = DataTripletObjective(X[:, :4], pool, nn, beta=0.3, average=average, n_near=6,
-                                 n_far=30, dtype=np.float32)
+                                 n_far=30, dtype=np.float32, far_sampling=far_sampling)
     G32 = obj32.gradient(W, batch, np.random.RandomState(2))[0]
     assert G32.dtype == np.float64
     np.testing.assert_allclose(G32, G, rtol=1e-3, atol=1e-5 * np.abs(G).max())

@@ -291,6 +291,8 @@ class OCH(OrdinalHasherBase):
     balance, decorrelation : float, default=0.0
     max_pairs_per_anchor : int or None, default=None
         As in :class:`~ordhash.learners.oeh.OEH`.
+    far_sampling : {"batch", "anchor"}, default="batch"
+        As in :class:`~ordhash.learners.oeh.OEH`.
     tol : float or None, default=None
     n_iter_no_change : int, default=5
     variant : {"intended", "released"}, default="intended"
@@ -353,8 +355,8 @@ class OCH(OrdinalHasherBase):
                  n_epochs=None, batch_size=None, kmeans_iter=None, landmark_method="kmeans",
                  ordinal_source=None, triplet_source=None, n_anchors=2000, near_fraction=0.02,
                  sharpness=None, input_scale=None, init=None, shuffle=None, balance=0.0,
-                 decorrelation=0.0, max_pairs_per_anchor=None, tol=None, n_iter_no_change=5,
-                 variant="intended", random_state=None, verbose=0):
+                 decorrelation=0.0, max_pairs_per_anchor=None, far_sampling="batch", tol=None,
+                 n_iter_no_change=5, variant="intended", random_state=None, verbose=0):
         super().__init__(n_bits=n_bits, random_state=random_state)
         self.n_landmarks = n_landmarks
         self.n_neighbors = n_neighbors
@@ -378,6 +380,7 @@ class OCH(OrdinalHasherBase):
         self.balance = balance
         self.decorrelation = decorrelation
         self.max_pairs_per_anchor = max_pairs_per_anchor
+        self.far_sampling = far_sampling
         self.tol = tol
         self.n_iter_no_change = n_iter_no_change
         self.variant = variant
@@ -427,7 +430,8 @@ class OCH(OrdinalHasherBase):
                       decorrelation=self.decorrelation, tol=self.tol,
                       n_iter_no_change=self.n_iter_no_change, rng=rng, verbose=self.verbose)
         if self._source() == "data":
-            objective = data_objective(prep, self.beta, False, self.max_pairs_per_anchor)
+            objective = data_objective(prep, self.beta, False, self.max_pairs_per_anchor,
+                                       self.far_sampling)
         else:
             objective = TripletObjective(prep.Y, prep.omega, rule=self._param("triplets"),
                                          n_neighbors=self.n_neighbors, beta=self.beta,

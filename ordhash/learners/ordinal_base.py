@@ -36,13 +36,14 @@ _INTENDED_ONLY = {
     "near_fraction": 0.02,
     "sharpness": None,
     "max_pairs_per_anchor": None,
+    "far_sampling": "batch",
     "balance": 0.0,
     "decorrelation": 0.0,
     "tol": None,
 }
 
 
-def data_objective(prep, beta, average, max_pairs_per_anchor):
+def data_objective(prep, beta, average, max_pairs_per_anchor, far_sampling="batch"):
     """The :class:`DataTripletObjective` of prepared data; ``max_pairs_per_anchor`` (default
     4000) is split into ``n_near = sqrt(max_pairs / 10)`` near and ``10 n_near`` far draws."""
     pairs = 4000 if max_pairs_per_anchor is None else int(max_pairs_per_anchor)
@@ -50,7 +51,7 @@ def data_objective(prep, beta, average, max_pairs_per_anchor):
     n_far = max(1, pairs // n_near)
     return DataTripletObjective(prep.V, prep.anchors, prep.neighbors, beta=beta,
                                 average=average, n_near=n_near, n_far=n_far,
-                                dtype=np.float32)
+                                dtype=np.float32, far_sampling=far_sampling)
 
 
 #: Data triplets use at most this many (random) training rows.
@@ -106,6 +107,7 @@ class OrdinalHasherBase(BaseHasher):
         "balance": [Interval(Real, 0, None, closed="left")],
         "decorrelation": [Interval(Real, 0, None, closed="left")],
         "max_pairs_per_anchor": [Interval(Integral, 1, None, closed="left"), None],
+        "far_sampling": [StrOptions({"batch", "anchor"})],
         "tol": [Interval(Real, 0, None, closed="left"), None],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "variant": [StrOptions({"intended", "released"})],
