@@ -57,14 +57,72 @@ __all__ = ["FormatError", "save", "load", "register", "registered_class", "write
 
 
 class FormatError(ValueError):
-    """A file is not a valid ordhash file, or not of the expected kind."""
+    """A file is not a valid ordhash file, or not of the expected kind.
+
+    A subclass of ``ValueError``; the message names the file and the problem (bad magic,
+    unsupported format version, truncation, checksum mismatch, another class).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import ordhash
+    >>> from ordhash.persist import FormatError
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = os.path.join(tmp, "model.ordhash")
+    ...     with open(path, "wb") as fh:
+    ...         _ = fh.write(b"this is not an ordhash file")
+    ...     try:
+    ...         ordhash.load(path)
+    ...     except FormatError as exc:
+    ...         print("not an ordhash file" in str(exc))
+    True
+    """
 
 
 def register(kind, version=1):
     """Class decorator: make a class saveable under the name ``kind``.
 
     The class provides ``_get_state(self) -> (meta: dict, arrays: dict)`` and
-    ``_from_state(cls, meta, arrays) -> instance`` (a classmethod).
+    ``_from_state(cls, meta, arrays) -> instance`` (a classmethod). Learners derived from
+    :class:`~ordhash.learners.BaseHasher` are registered automatically.
+
+    Parameters
+    ----------
+    kind : str
+        Name stored in the file header; must be unique (``"mypackage.MyClass"``).
+    version : int, default=1
+        Version of the class's state layout; :func:`load` refuses files written by a newer
+        version.
+
+    Returns
+    -------
+    callable
+        The decorator; it returns the class unchanged.
+
+    Raises
+    ------
+    ValueError
+        When another class is already registered under ``kind``.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from ordhash import persist
+    >>> @persist.register("example.Points")
+    ... class Points:
+    ...     def __init__(self, xy):
+    ...         self.xy = xy
+    ...     def _get_state(self):
+    ...         return {"n": len(self.xy)}, {"xy": self.xy}
+    ...     @classmethod
+    ...     def _from_state(cls, meta, arrays):
+    ...         return cls(arrays["xy"])
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = persist.save(Points(np.eye(2)), os.path.join(tmp, "points.ordhash"))
+    ...     print(persist.load(path).xy)
+    [[1. 0.]
+     [0. 1.]]
     """
 
     def deco(cls):
@@ -79,7 +137,24 @@ def register(kind, version=1):
 
 
 def registered_class(kind):
-    """The class registered under ``kind``, or None (used to rebuild nested objects)."""
+    """The class registered under ``kind``, or None (used to rebuild nested objects).
+
+    Parameters
+    ----------
+    kind : str
+        A name given to :func:`register`.
+
+    Returns
+    -------
+    type or None
+
+    Examples
+    --------
+    >>> from ordhash.learners import ITQ
+    >>> from ordhash.persist import registered_class
+    >>> registered_class("ordhash.ITQ") is ITQ, registered_class("no.such.kind")
+    (True, None)
+    """
     return _REGISTRY.get(kind)
 
 
@@ -92,7 +167,45 @@ def _pad(n):
 
 
 def write_state(path, kind, meta, arrays, *, kind_version=1):
-    """Write ``meta`` (JSON-able dict) and ``arrays`` (name -> ndarray) atomically to ``path``."""
+    """Write ``meta`` (JSON-able dict) and ``arrays`` (name -> ndarray) atomically to ``path``.
+
+    The low-level half of :func:`save`, in the file layout of the module docstring.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Destination (replaced atomically).
+    kind : str
+        Name of what the file holds.
+    meta : dict
+        JSON-serialisable state.
+    arrays : dict of str -> ndarray
+        Arrays of a fixed set of numeric dtypes (``bool``, (u)int8-64, float32/64).
+    kind_version : int, default=1
+        Version of ``kind``'s state layout.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    TypeError
+        If ``meta`` is not JSON-serialisable or an array has a dtype that cannot be saved.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from ordhash.persist import read_state, write_state
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = write_state(os.path.join(tmp, "state.ordhash"), "example.State",
+    ...                        {"alpha": 0.5}, {"w": np.arange(3, dtype=np.int32)})
+    ...     kind, version, meta, arrays = read_state(path, expected_kind="example.State")
+    >>> kind, version, meta, arrays["w"]
+    ('example.State', 1, {'alpha': 0.5}, array([0, 1, 2], dtype=int32))
+    """
     path = Path(path)
     entries = {}
     blobs = []
@@ -152,12 +265,40 @@ def write_state(path, kind, meta, arrays, *, kind_version=1):
 def read_state(path, *, expected_kind=None, mmap=False, verify=True):
     """Read a file written by :func:`write_state`.
 
+    Parameters
+    ----------
+    path : str or os.PathLike
+    expected_kind : str, optional
+        If given, the file must hold this kind.
+    mmap : bool, default=False
+        Memory-map arrays of 64 KiB or more read-only instead of reading them.
+    verify : bool, default=True
+        Also verify the checksums of memory-mapped arrays (reading them once).
+
     Returns
     -------
     kind : str
     kind_version : int
     meta : dict
     arrays : dict of name -> ndarray (read-only memory maps when ``mmap=True``)
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``path`` does not exist.
+    FormatError
+        If the file is not a valid ordhash file, is damaged or holds another kind.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from ordhash.persist import read_state, write_state
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = write_state(os.path.join(tmp, "s.ordhash"), "example.State", {},
+    ...                        {"x": np.ones(2)})
+    ...     read_state(path)[3]["x"]
+    array([1., 1.])
     """
     path = Path(path)
     if not path.is_file():
@@ -220,12 +361,69 @@ def read_state(path, *, expected_kind=None, mmap=False, verify=True):
 
 
 def save(obj, path):
-    """Save a registered ordhash object (learner, index, searcher) to ``path`` atomically."""
+    """Save a registered ordhash object (learner, index, searcher) to ``path`` atomically.
+
+    Objects with a ``save`` method (learners, indexes, graphs) call this function.
+
+    Parameters
+    ----------
+    obj : object
+        An instance of a class registered with :func:`register`.
+    path : str or os.PathLike
+        Destination file (replaced atomically).
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+
+    Raises
+    ------
+    TypeError
+        If ``obj``'s class is not registered.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> import ordhash
+    >>> from ordhash.learners import LSH
+    >>> X = np.random.default_rng(0).standard_normal((100, 8))
+    >>> lsh = LSH(n_bits=16, random_state=0).fit(X)
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = ordhash.save(lsh, os.path.join(tmp, "lsh.ordhash"))
+    ...     again = ordhash.load(path)
+    >>> bool((again.transform(X) == lsh.transform(X)).all())
+    True
+    """
     kind = getattr(type(obj), "_persist_kind", None)
     if kind is None or _REGISTRY.get(kind) is not type(obj):
         raise TypeError(f"{type(obj).__name__} objects cannot be saved by ordhash")
     meta, arrays = obj._get_state()
     return write_state(path, kind, meta, arrays, kind_version=type(obj)._persist_version)
+
+
+#: Modules that define (and so register) ordhash's own saveable classes. ``import ordhash`` is
+#: lazy, so :func:`load` imports the one a file needs; every other ``ordhash.*`` kind is a
+#: learner, registered by importing :mod:`ordhash.learners`.
+_BUILTIN_MODULES = {
+    "ordhash.HammingIndex": "ordhash.index.flat",
+    "ordhash.MultiIndexHashing": "ordhash.index.mih",
+    "ordhash.HashingSearcher": "ordhash.index.searcher",
+    "ordhash.ProximityGraph": "ordhash.walk.graph",
+    "ordhash.GraphWalkIndex": "ordhash.walk.search",
+    "ordhash.NeuralMatcher": "ordhash.walk.neural",
+}
+
+
+def _import_builtin(kind):
+    """The class of an ordhash kind that is not registered yet (its module not imported)."""
+    if not kind.startswith("ordhash."):
+        return None
+    from importlib import import_module
+
+    import_module(_BUILTIN_MODULES.get(kind, "ordhash.learners"))
+    return _REGISTRY.get(kind)
 
 
 def load(path, *, expected=None, mmap=False, verify=True):
@@ -240,6 +438,31 @@ def load(path, *, expected=None, mmap=False, verify=True):
         Memory-map large arrays read-only instead of reading them into memory.
     verify : bool, default=True
         Verify checksums of memory-mapped arrays too (reading them once).
+
+    Returns
+    -------
+    object
+        A new instance of the class the file holds.
+
+    Raises
+    ------
+    FormatError
+        If the file is not a valid ordhash file, is damaged, holds an unknown kind, a newer
+        version of it, or not an ``expected`` object.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> import ordhash
+    >>> from ordhash.index import HammingIndex
+    >>> index = HammingIndex(16)
+    >>> index.add(np.arange(20, dtype=np.uint8).reshape(10, 2))
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = ordhash.save(index, os.path.join(tmp, "index.ordhash"))
+    ...     again = ordhash.load(path, expected=HammingIndex)
+    >>> again.ntotal
+    10
     """
     expected_kind = None
     if expected is not None:
@@ -249,7 +472,7 @@ def load(path, *, expected=None, mmap=False, verify=True):
     kind, kind_version, meta, arrays = read_state(
         path, expected_kind=expected_kind, mmap=mmap, verify=verify
     )
-    cls = _REGISTRY.get(kind)
+    cls = _REGISTRY.get(kind) or _import_builtin(kind)
     if cls is None:
         raise FormatError(f"{path}: unknown object kind {kind!r}")
     if kind_version > cls._persist_version:

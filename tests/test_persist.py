@@ -167,3 +167,44 @@ def test_saved_file_has_the_default_mode(tmp_path):
     finally:
         os.umask(old)
     assert (tmp_path / "f").stat().st_mode & 0o777 == 0o644
+
+
+def test_a_fresh_process_loads_every_builtin_kind(tmp_path):
+    """``import ordhash`` is lazy: ``load`` must import the module that registers a kind."""
+    import json
+    import subprocess
+    import sys
+
+    import ordhash
+    import ordhash.index.searcher  # noqa: F401  (register every built-in kind here)
+    import ordhash.learners  # noqa: F401
+    import ordhash.walk.graph  # noqa: F401
+    import ordhash.walk.neural  # noqa: F401
+    import ordhash.walk.search  # noqa: F401
+    from ordhash.index import HammingIndex, HashingSearcher, MultiIndexHashing
+    from ordhash.learners import ITQ
+
+    kinds = sorted(k for k in persist._REGISTRY if k.startswith("ordhash."))
+    assert len(kinds) >= 14  # 8 learners, 3 indexes/searcher, 3 graph-walk classes
+    X = np.random.default_rng(0).normal(size=(60, 8)).astype(np.float32)
+    itq = ITQ(n_bits=8, random_state=0).fit(X)
+    flat, mih = HammingIndex(8), MultiIndexHashing(8, n_substrings=2)
+    flat.add(itq.transform(X))
+    mih.add(itq.transform(X))
+    searcher = HashingSearcher(ITQ(n_bits=8, random_state=0)).fit(X)
+    paths = {}
+    for name, obj in [("itq", itq), ("flat", flat), ("mih", mih), ("searcher", searcher)]:
+        paths[name] = str(ordhash.save(obj, tmp_path / f"{name}.ordhash"))
+    code = (
+        "import json, sys, ordhash\n"
+        "from ordhash import persist\n"
+        "paths, kinds = json.loads(sys.argv[1]), json.loads(sys.argv[2])\n"
+        "out = {n: type(ordhash.load(p)).__name__ for n, p in paths.items()}\n"
+        "out['unresolved'] = [k for k in kinds if persist._import_builtin(k) is None]\n"
+        "print(json.dumps(out))\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code, json.dumps(paths), json.dumps(kinds)],
+                         capture_output=True, text=True, check=True)
+    assert json.loads(res.stdout) == {"itq": "ITQ", "flat": "HammingIndex",
+                                      "mih": "MultiIndexHashing",
+                                      "searcher": "HashingSearcher", "unresolved": []}
