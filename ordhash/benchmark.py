@@ -36,19 +36,64 @@ from . import metrics as M
 from .codes import hamming_distances
 from .learners import LEARNERS
 
+#: Loader of every dataset the benchmark knows, by name.
 DATASETS = {
     "sift10k": _datasets.load_sift10k,
     "mnist": _datasets.load_mnist,
     "digits": _datasets.load_digits,
 }
+#: Datasets of a plain ``ordhash bench``.
 DEFAULT_DATASETS = ("sift10k", "mnist")
+#: Learners of a plain ``ordhash bench``, in report order.
 DEFAULT_LEARNERS = ("LSH", "PCAH", "ITQ", "SH", "AGH", "SpH", "OEH", "OCH")
+#: Code lengths of a plain ``ordhash bench``.
 DEFAULT_BITS = (16, 32, 64)
 
 
 @dataclass
 class BenchConfig:
-    """What to run. Every field has the default that ``ordhash bench`` uses."""
+    """What to run. Every field has the default that ``ordhash bench`` uses.
+
+    Parameters
+    ----------
+    datasets : tuple of str, default=("sift10k", "mnist")
+        Keys of :data:`DATASETS`.
+    learners : tuple of str, default=all eight learners
+        Keys of :data:`ordhash.learners.LEARNERS`.
+    bits : tuple of int, default=(16, 32, 64)
+        Code lengths.
+    gt_fraction : float, default=0.02
+        Relevant set of a query: its exact top ``gt_fraction`` Euclidean neighbours.
+    n_queries : int or None, default=None
+        Evaluate a random subset of this many queries (``None``: all of them).
+    n_train : int, default=10000
+        Fit every learner on a random subset of this many database vectors.
+    candidates : int, default=1000
+        Hamming candidates re-ranked for ``recall@k_rerank<candidates>``.
+    k : int, default=10
+        ``k`` of that recall.
+    radius : int, default=2
+        Hamming radius of ``precision_r<radius>``, ``recall_r<radius>``, ``empty_r<radius>``.
+    seed : int, default=0
+        ``random_state`` of every learner and seed of the subsets.
+    blas_threads : int or None, default=1
+        BLAS threads during the runs (``None`` keeps the library default).
+    out_dir : str, default="results"
+        Folder of ``bench.json`` and the plots.
+    plots : bool, default=True
+        Write the PNG plots (needs matplotlib).
+    progress : bool, default=True
+        Show a progress bar (needs tqdm).
+    learner_params : dict, default={}
+        Extra constructor arguments per learner name, e.g. ``{"AGH": {"n_anchors": 500}}``.
+
+    Examples
+    --------
+    >>> from ordhash.benchmark import BenchConfig
+    >>> config = BenchConfig(datasets=("digits",), learners=("LSH", "ITQ"), bits=(16,))
+    >>> config.gt_fraction, config.candidates
+    (0.02, 1000)
+    """
 
     datasets: tuple = DEFAULT_DATASETS
     learners: tuple = DEFAULT_LEARNERS
@@ -78,7 +123,21 @@ def _cpu_model():
 
 
 def environment():
-    """Library versions, CPU model and core count, recorded with every benchmark."""
+    """Library versions, CPU model and core count, recorded with every benchmark.
+
+    Returns
+    -------
+    dict
+        ``{"ordhash", "python", "numpy", "scipy", "scikit-learn", "numba", "faiss", "cpu",
+        "cores"}``.
+
+    Examples
+    --------
+    >>> from ordhash.benchmark import environment
+    >>> env = environment()
+    >>> sorted(env)[:3]
+    ['cores', 'cpu', 'faiss']
+    """
     import faiss
     import numba
     import scipy
@@ -120,7 +179,29 @@ class _Prepared:
 
 
 def prepare(name, config):
-    """Load a dataset and build its ground truth: top-p% relevance and exact k-NN distances."""
+    """Load a dataset and build its ground truth: top-p% relevance and exact k-NN distances.
+
+    Parameters
+    ----------
+    name : str
+        A key of :data:`DATASETS`.
+    config : BenchConfig
+        Uses ``seed``, ``n_queries``, ``n_train``, ``gt_fraction`` and ``k``.
+
+    Returns
+    -------
+    prepared
+        An object with ``name``, ``base``, ``queries``, ``train`` (the learners' training
+        subset), ``relevant`` (boolean ``(n_queries, n_base)``) and ``true_knn_dist`` (exact
+        ``k``-NN Euclidean distances), the input of :func:`run_one`.
+
+    Examples
+    --------
+    >>> from ordhash.benchmark import BenchConfig, prepare
+    >>> prep = prepare("digits", BenchConfig(n_queries=50))
+    >>> prep.queries.shape[0], prep.relevant.shape == (50, prep.base.shape[0])
+    (50, True)
+    """
     data = DATASETS[name]()
     base, queries = data.base, data.queries
     rng = np.random.default_rng(config.seed)
@@ -142,6 +223,41 @@ def rerank_recall(query_codes, base_codes, queries, base, true_knn_dist, candida
     Candidates are the ``candidates`` smallest Hamming distances, ties broken by database index;
     they are re-ranked by exact Euclidean distance and the best ``k`` are scored with the
     ann-benchmarks tolerance (:func:`ordhash.metrics.knn_recall`).
+
+    Parameters
+    ----------
+    query_codes : ndarray of shape (n_queries, code_size), dtype uint8
+    base_codes : ndarray of shape (n_base, code_size), dtype uint8
+    queries : ndarray of shape (n_queries, d)
+    base : ndarray of shape (n_base, d)
+    true_knn_dist : ndarray of shape (n_queries, >= k)
+        Exact Euclidean distances of each query's nearest neighbours, ascending.
+    candidates : int
+        Hamming candidates per query (capped at ``n_base``).
+    k : int
+        Neighbours returned and scored.
+    distances : ndarray of shape (n_queries, n_base), optional
+        Precomputed Hamming distances between ``query_codes`` and ``base_codes``.
+
+    Returns
+    -------
+    float
+        Mean recall@k over the queries.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ordhash.benchmark import rerank_recall
+    >>> from ordhash.learners import LSH
+    >>> from ordhash.metrics import exact_knn
+    >>> rng = np.random.default_rng(0)
+    >>> base = rng.standard_normal((500, 16)).astype(np.float32)
+    >>> queries = rng.standard_normal((5, 16)).astype(np.float32)
+    >>> lsh = LSH(n_bits=16, random_state=0).fit(base)
+    >>> true_dist, _ = exact_knn(base, queries, 10)
+    >>> rerank_recall(lsh.transform(queries), lsh.transform(base), queries, base, true_dist,
+    ...               candidates=500, k=10)   # every vector re-ranked: exact
+    1.0
     """
     if distances is None:
         distances = hamming_distances(query_codes, base_codes)
@@ -166,7 +282,33 @@ def rerank_recall(query_codes, base_codes, queries, base, true_knn_dist, candida
 
 
 def run_one(prep, learner_name, n_bits, config):
-    """Fit, encode and evaluate one learner at one code length on a prepared dataset."""
+    """Fit, encode and evaluate one learner at one code length on a prepared dataset.
+
+    Parameters
+    ----------
+    prep : object returned by :func:`prepare`
+    learner_name : str
+        A key of :data:`ordhash.learners.LEARNERS`.
+    n_bits : int
+        Code length.
+    config : BenchConfig
+        Uses ``seed``, ``learner_params``, ``radius``, ``candidates``, ``k`` and
+        ``gt_fraction``.
+
+    Returns
+    -------
+    dict
+        One JSON-able record: the learner's parameters, sizes, timings, every metric listed
+        in the module docstring and the PR curve over Hamming radius.
+
+    Examples
+    --------
+    >>> from ordhash.benchmark import BenchConfig, prepare, run_one
+    >>> config = BenchConfig(n_queries=50)
+    >>> record = run_one(prepare("digits", config), "LSH", 16, config)
+    >>> record["learner"], record["n_bits"], 0.0 <= record["map"] <= 1.0
+    ('LSH', 16, True)
+    """
     params = dict(config.learner_params.get(learner_name, {}))
     learner = LEARNERS[learner_name](n_bits=n_bits, random_state=config.seed, **params)
     t0 = time.perf_counter()
@@ -215,6 +357,7 @@ def _jsonable(v):
     return v is None or isinstance(v, (bool, int, float, str))
 
 
+#: Columns (record key, format) of the printed table, see :func:`format_table`.
 TABLE_COLUMNS = (
     ("dataset", "{}"), ("learner", "{}"), ("n_bits", "{}"), ("map", "{:.4f}"),
     ("precision@100", "{:.4f}"), ("precision_r2", "{:.4f}"), ("recall@10_rerank1000", "{:.4f}"),
@@ -223,7 +366,31 @@ TABLE_COLUMNS = (
 
 
 def format_table(records, columns=TABLE_COLUMNS, markdown=False):
-    """Render records as an aligned text table (or a Markdown table)."""
+    """Render records as an aligned text table (or a Markdown table).
+
+    Parameters
+    ----------
+    records : list of dict
+        Benchmark records (missing keys are shown as ``nan``).
+    columns : sequence of (key, format) pairs, default=TABLE_COLUMNS
+        Columns and their ``str.format`` patterns.
+    markdown : bool, default=False
+        Render a Markdown table instead of right-aligned text.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> from ordhash.benchmark import format_table
+    >>> records = [{"learner": "ITQ", "n_bits": 32, "map": 0.4356}]
+    >>> print(format_table(records, columns=[("learner", "{}"), ("n_bits", "{}"),
+    ...                                      ("map", "{:.3f}")], markdown=True))
+    | learner | n_bits | map |
+    |---|---|---|
+    | ITQ | 32 | 0.436 |
+    """
     header = [c for c, _ in columns]
     rows = [[fmt.format(r.get(c, float("nan"))) for c, fmt in columns] for r in records]
     if markdown:
@@ -238,7 +405,31 @@ def format_table(records, columns=TABLE_COLUMNS, markdown=False):
 
 
 def plot(records, out_dir):
-    """Write ``map_vs_bits_<dataset>.png`` and ``pr_<dataset>_<bits>.png``; returns the paths."""
+    """Write ``map_vs_bits_<dataset>.png`` and ``pr_<dataset>_<bits>.png``; returns the paths.
+
+    Parameters
+    ----------
+    records : list of dict
+        Records of :func:`run_one` (they need ``dataset``, ``learner``, ``n_bits``, ``map``
+        and ``pr_curve``).
+    out_dir : str or Path
+        Existing folder the PNG files are written to.
+
+    Returns
+    -------
+    list of Path
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from ordhash.benchmark import plot
+    >>> records = [{"dataset": "toy", "learner": name, "n_bits": 32, "map": m,
+    ...             "pr_curve": {"recall": [0.1, 1.0], "precision": [0.9, 0.1]}}
+    ...            for name, m in [("LSH", 0.2), ("ITQ", 0.4)]]
+    >>> with tempfile.TemporaryDirectory() as out:
+    ...     print(sorted(p.name for p in plot(records, out)))
+    ['map_vs_bits_toy.png', 'pr_toy_32.png']
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -284,7 +475,36 @@ def plot(records, out_dir):
 
 
 def run(config=None, *, echo=print):
-    """Run the benchmark, print the table, write JSON and plots. Returns the records."""
+    """Run the benchmark, print the table, write JSON and plots. Returns the records.
+
+    Parameters
+    ----------
+    config : BenchConfig, optional
+        What to run; the default is the full ``ordhash bench``.
+    echo : callable, default=print
+        Receives the table and the progress messages.
+
+    Returns
+    -------
+    list of dict
+        One record per (dataset, learner, bits), as written to ``<out_dir>/bench.json``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown learner or dataset name, or a code length that is not a positive int.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from ordhash.benchmark import BenchConfig, run
+    >>> with tempfile.TemporaryDirectory() as out:
+    ...     config = BenchConfig(datasets=("digits",), learners=("LSH", "PCAH"), bits=(16,),
+    ...                          n_queries=50, out_dir=out, plots=False, progress=False)
+    ...     records = run(config, echo=lambda *args: None)
+    >>> [(r["learner"], r["n_bits"]) for r in records]
+    [('LSH', 16), ('PCAH', 16)]
+    """
     config = config or BenchConfig()
     unknown = [n for n in config.learners if n not in LEARNERS]
     if unknown:

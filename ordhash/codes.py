@@ -35,7 +35,23 @@ __all__ = [
 
 
 def code_size(n_bits):
-    """Number of bytes of one packed code of ``n_bits`` bits: ``ceil(n_bits / 8)``."""
+    """Number of bytes of one packed code of ``n_bits`` bits: ``ceil(n_bits / 8)``.
+
+    Parameters
+    ----------
+    n_bits : int
+        Bits per code, at least 1.
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> from ordhash.codes import code_size
+    >>> code_size(64), code_size(65)
+    (8, 9)
+    """
     n_bits = check_int(n_bits, "n_bits", min_value=1)
     return (n_bits + 7) // 8
 
@@ -90,6 +106,17 @@ def unpack_bits(codes, n_bits=None):
     n_bits : int, optional
         Number of bits per code; defaults to ``8 * code_size``. Must satisfy
         ``code_size(n_bits) == codes.shape[1]``.
+
+    Returns
+    -------
+    bits : ndarray of shape (n_codes, n_bits), dtype uint8
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ordhash.codes import unpack_bits
+    >>> unpack_bits(np.array([[5, 1]], np.uint8), n_bits=10)
+    array([[1, 0, 1, 0, 0, 0, 0, 0, 1, 0]], dtype=uint8)
     """
     codes = check_codes(codes, "codes", allow_empty=True)
     if n_bits is None:
@@ -104,13 +131,45 @@ def unpack_bits(codes, n_bits=None):
 
 
 def bits_to_signs(bits):
-    """Map ``{0, 1}`` bits to ``{-1, +1}`` signs (``int8``)."""
+    """Map ``{0, 1}`` bits to ``{-1, +1}`` signs (``int8``).
+
+    Parameters
+    ----------
+    bits : array-like of shape (n_codes, n_bits)
+        Booleans or integers 0/1.
+
+    Returns
+    -------
+    signs : ndarray of shape (n_codes, n_bits), dtype int8
+
+    Examples
+    --------
+    >>> from ordhash.codes import bits_to_signs
+    >>> bits_to_signs([[1, 0, 1]])
+    array([[ 1, -1,  1]], dtype=int8)
+    """
     arr = _check_bits(bits, "bits")
     return (2 * arr.astype(np.int8) - 1).astype(np.int8)
 
 
 def signs_to_bits(signs):
-    """Map ``{-1, +1}`` signs to ``{0, 1}`` bits (``uint8``); a sign must be exactly -1 or +1."""
+    """Map ``{-1, +1}`` signs to ``{0, 1}`` bits (``uint8``); a sign must be exactly -1 or +1.
+
+    Parameters
+    ----------
+    signs : array-like of shape (n_codes, n_bits)
+        Numbers, each exactly -1 or +1.
+
+    Returns
+    -------
+    bits : ndarray of shape (n_codes, n_bits), dtype uint8
+
+    Examples
+    --------
+    >>> from ordhash.codes import signs_to_bits
+    >>> signs_to_bits([[1, -1, -1]])
+    array([[1, 0, 0]], dtype=uint8)
+    """
     arr = np.asarray(signs)
     if arr.ndim != 2:
         raise ValueError(f"signs must be 2-D (n_codes, n_bits), got shape {arr.shape}")
@@ -122,20 +181,70 @@ def signs_to_bits(signs):
 
 
 def pack_signs(signs):
-    """Pack ``{-1, +1}`` signs into ``uint8`` rows (+1 becomes bit 1)."""
+    """Pack ``{-1, +1}`` signs into ``uint8`` rows (+1 becomes bit 1).
+
+    Parameters
+    ----------
+    signs : array-like of shape (n_codes, n_bits)
+        Numbers, each exactly -1 or +1.
+
+    Returns
+    -------
+    codes : ndarray of shape (n_codes, ceil(n_bits / 8)), dtype uint8
+
+    Examples
+    --------
+    >>> from ordhash.codes import pack_signs
+    >>> pack_signs([[1, -1, 1, 1]])
+    array([[13]], dtype=uint8)
+    """
     return pack_bits(signs_to_bits(signs))
 
 
 def unpack_signs(codes, n_bits=None):
-    """Unpack ``uint8`` rows into ``{-1, +1}`` signs of dtype ``int8``."""
+    """Unpack ``uint8`` rows into ``{-1, +1}`` signs of dtype ``int8``.
+
+    Parameters
+    ----------
+    codes : ndarray of shape (n_codes, code_size), dtype uint8
+    n_bits : int, optional
+        Number of bits per code; defaults to ``8 * code_size``.
+
+    Returns
+    -------
+    signs : ndarray of shape (n_codes, n_bits), dtype int8
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ordhash.codes import unpack_signs
+    >>> unpack_signs(np.array([[13]], np.uint8), n_bits=4)
+    array([[ 1, -1,  1,  1]], dtype=int8)
+    """
     return bits_to_signs(unpack_bits(codes, n_bits))
 
 
 def as_words(codes):
     """View packed codes as the widest unsigned words the row length allows (no copy).
 
-    Returns a C-contiguous ``uint64`` view when ``code_size % 8 == 0``, ``uint32`` when
-    ``code_size % 4 == 0``, and the ``uint8`` array itself otherwise.
+    Parameters
+    ----------
+    codes : ndarray of shape (n_codes, code_size), dtype uint8
+
+    Returns
+    -------
+    words : ndarray
+        A C-contiguous ``uint64`` view of shape ``(n_codes, code_size // 8)`` when
+        ``code_size % 8 == 0``, ``uint32`` of shape ``(n_codes, code_size // 4)`` when
+        ``code_size % 4 == 0``, and the ``uint8`` array itself otherwise (a contiguous copy
+        if ``codes`` was not C-contiguous).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ordhash.codes import as_words
+    >>> as_words(np.zeros((3, 16), np.uint8)).dtype, as_words(np.zeros((3, 12), np.uint8)).shape
+    (dtype('uint64'), (3, 3))
     """
     codes = np.ascontiguousarray(codes)
     size = codes.shape[1]
@@ -172,7 +281,24 @@ def hamming_distances(queries, codes):
 
 
 def hamming_distance_rows(a, b):
-    """Hamming distance between row ``i`` of ``a`` and row ``i`` of ``b``, for every ``i``."""
+    """Hamming distance between row ``i`` of ``a`` and row ``i`` of ``b``, for every ``i``.
+
+    Parameters
+    ----------
+    a : ndarray of shape (n, code_size), dtype uint8
+    b : ndarray of shape (n, code_size), dtype uint8
+
+    Returns
+    -------
+    distances : ndarray of shape (n,), dtype int32
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ordhash.codes import hamming_distance_rows
+    >>> hamming_distance_rows(np.array([[0], [7]], np.uint8), np.array([[1], [7]], np.uint8))
+    array([1, 0], dtype=int32)
+    """
     a = check_codes(a, "a", allow_empty=True)
     b = check_codes(b, "b", code_size=a.shape[1], allow_empty=True)
     if a.shape[0] != b.shape[0]:
@@ -181,7 +307,24 @@ def hamming_distance_rows(a, b):
 
 
 def hamming_to_one(query, codes):
-    """Distances from one packed code (1-D ``uint8``) to every row of ``codes``."""
+    """Distances from one packed code (1-D ``uint8``) to every row of ``codes``.
+
+    Parameters
+    ----------
+    query : ndarray of shape (code_size,), dtype uint8
+    codes : ndarray of shape (n_codes, code_size), dtype uint8
+
+    Returns
+    -------
+    distances : ndarray of shape (n_codes,), dtype int32
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ordhash.codes import hamming_to_one
+    >>> hamming_to_one(np.array([3], np.uint8), np.array([[0], [3], [255]], np.uint8))
+    array([2, 0, 6], dtype=int32)
+    """
     q = np.asarray(query)
     if q.ndim != 1:
         raise ValueError(f"query must be one 1-D packed code, got shape {q.shape}")

@@ -54,6 +54,20 @@ class AnnBenchmarksData:
     dimension : int
     point_type : str
         ``"float"`` or ``"bit"``.
+
+    See Also
+    --------
+    read_ann_hdf5, write_ann_hdf5
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ordhash.datasets import AnnBenchmarksData
+    >>> train = np.eye(4, dtype=np.float32)
+    >>> AnnBenchmarksData(train=train, test=train[:2], neighbors=np.array([[0], [1]]),
+    ...                   distances=np.zeros((2, 1), np.float32), distance="euclidean",
+    ...                   dimension=4, point_type="float")
+    AnnBenchmarksData(train=(4, 4), test=(2, 4), k=1, distance='euclidean', point_type='float')
     """
 
     train: np.ndarray

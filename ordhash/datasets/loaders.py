@@ -293,6 +293,15 @@ def bundled_data_dirs(name):
     ``$ORDHASH_DATA/<folder>`` (if the variable is set), the repository's
     ``datasets/<folder>``, then ``<repo>/../shared/data/<shared folder>``.
 
+    Parameters
+    ----------
+    name : {"sift10k", "mnist"}
+        The bundled set.
+
+    Returns
+    -------
+    list of pathlib.Path
+
     Examples
     --------
     >>> from ordhash.datasets import bundled_data_dirs

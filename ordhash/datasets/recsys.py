@@ -84,6 +84,21 @@ class MovieLens100K:
         Title of item id ``i + 1`` at position ``i``.
     source : str
         The ratings file that was read (``u.data``, ``u1.base``, ...).
+
+    See Also
+    --------
+    load_movielens100k : reads a local copy of ml-100k into this container.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ordhash.datasets import MovieLens100K
+    >>> ml = MovieLens100K(users=np.array([1, 2, 2]), items=np.array([1, 1, 2]),
+    ...                    ratings=np.array([5, 3, 4], np.int8), timestamps=np.zeros(3, np.int64),
+    ...                    item_genres=np.zeros((2, 19), bool), genre_names=("unknown",) * 19,
+    ...                    item_titles=("A (1995)", "B (1996)"), source="u.data")
+    >>> ml
+    MovieLens100K(source='u.data', ratings=3, users=2, items=2)
     """
 
     users: np.ndarray
@@ -199,6 +214,20 @@ class TaobaoInteractions:
         ``"pv"`` (page view), ``"cart"``, ``"fav"`` or ``"buy"``.
     timestamp : ndarray of shape (n,), int64
         Unix seconds.
+
+    See Also
+    --------
+    load_taobao_sample : reads a local UserBehavior CSV into this container.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ordhash.datasets import TaobaoInteractions
+    >>> tb = TaobaoInteractions(user=np.array([1, 1, 2]), item=np.array([10, 11, 10]),
+    ...                         category=np.array([7, 7, 7]), behavior=np.array(["pv", "buy", "pv"]),
+    ...                         timestamp=np.array([0, 60, 120]))
+    >>> len(tb), tb
+    (3, TaobaoInteractions(rows=3, users=2, items=2))
     """
 
     user: np.ndarray

@@ -73,6 +73,13 @@ class RemoteFile:
         Size in bytes when published.
     checksum_source : str
         Where the checksum (and size) were published.
+
+    Examples
+    --------
+    >>> from ordhash.datasets import get_dataset_info
+    >>> rfile = get_dataset_info("sift1m").files[0]
+    >>> rfile.filename, rfile.checksum.split(":")[0]
+    ('sift.tar.gz', 'md5')
     """
 
     filename: str
@@ -100,6 +107,13 @@ class RegisteredDataset:
         Sizes as published, e.g. ``"1,000,000 x 128 base, 10,000 queries"``.
     license : str
     homepage : str
+
+    Examples
+    --------
+    >>> from ordhash.datasets import get_dataset_info
+    >>> entry = get_dataset_info("glove-100-angular")
+    >>> entry.format, entry.metric, len(entry.files)
+    ('ann-hdf5', 'angular', 1)
     """
 
     name: str
@@ -196,7 +210,24 @@ _CHUNK = 1 << 20
 
 
 class ChecksumMismatchError(RuntimeError):
-    """A downloaded or placed file does not match its registered checksum or size."""
+    """A downloaded or placed file does not match its registered checksum or size.
+
+    Examples
+    --------
+    A file placed by hand is verified before it is used:
+
+    >>> import pathlib, tempfile
+    >>> from ordhash.datasets import ChecksumMismatchError, fetch
+    >>> with tempfile.TemporaryDirectory() as home:
+    ...     folder = pathlib.Path(home, "sift1m")
+    ...     folder.mkdir()
+    ...     _ = (folder / "sift.tar.gz").write_bytes(b"not the archive")
+    ...     try:
+    ...         fetch("sift1m", data_home=home, progress=False)
+    ...     except ChecksumMismatchError:
+    ...         print("rejected")
+    rejected
+    """
 
 
 def list_datasets():
@@ -218,6 +249,20 @@ def list_datasets():
 def get_dataset_info(name):
     """The :class:`RegisteredDataset` entry of ``name``: URLs, checksums, sizes, license.
 
+    Parameters
+    ----------
+    name : str
+        One of :func:`list_datasets`.
+
+    Returns
+    -------
+    RegisteredDataset
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is not registered.
+
     Examples
     --------
     >>> from ordhash.datasets import get_dataset_info
@@ -234,13 +279,21 @@ def get_dataset_info(name):
 def get_data_home(data_home=None):
     """Directory where fetched datasets are stored (created if missing).
 
-    ``data_home`` if given, else ``$ORDHASH_DATA_HOME``, else ``~/ordhash_data``.
+    Parameters
+    ----------
+    data_home : str or os.PathLike or None, default=None
+        The directory; ``None`` uses ``$ORDHASH_DATA_HOME``, else ``~/ordhash_data``.
+
+    Returns
+    -------
+    pathlib.Path
 
     Examples
     --------
-    >>> import tempfile
+    >>> import os, tempfile
     >>> from ordhash.datasets import get_data_home
-    >>> get_data_home(tempfile.mkdtemp()).is_dir()
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     print(get_data_home(os.path.join(tmp, "data")).is_dir())
     True
     """
     path = _data_home_path(data_home)

@@ -37,6 +37,24 @@ class BaseHasher(TransformerMixin, BaseEstimator):
         Code length in bits (any value >= 1; the last byte is zero-padded).
     random_state : int, RandomState instance or None, default=None
         Seed for every random choice made by ``fit``.
+
+    Examples
+    --------
+    A learner whose bit ``j`` is the sign of the centred feature ``j``:
+
+    >>> import numpy as np
+    >>> from ordhash.learners import BaseHasher
+    >>> class CentredSigns(BaseHasher):
+    ...     def _fit(self, X, random_state):
+    ...         if self.n_bits > X.shape[1]:
+    ...             raise ValueError("n_bits must be <= n_features")
+    ...         self.mean_ = X[:, : self.n_bits].mean(axis=0)
+    ...     def _project(self, X):
+    ...         return X[:, : self.n_bits] - self.mean_
+    >>> X = np.random.default_rng(0).standard_normal((100, 8))
+    >>> hasher = CentredSigns(n_bits=4).fit(X)
+    >>> hasher.transform(X[:3]).shape, hasher.transform_bits(X[:3]).shape
+    ((3, 1), (3, 4))
     """
 
     _parameter_constraints: dict = {

@@ -115,10 +115,12 @@ class ProximityGraph:
     # -- basic properties ------------------------------------------------------------------
     @property
     def n_items(self):
+        """Number of nodes (items ``0 .. n_items - 1``)."""
         return int(self.levels.shape[0])
 
     @property
     def max_level(self):
+        """Index of the top layer (``len(indptr) - 1``)."""
         return len(self.indptr) - 1
 
     def __repr__(self):

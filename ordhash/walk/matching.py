@@ -48,7 +48,23 @@ __all__ = [
 
 
 class ScorerError(ValueError):
-    """A matching function failed or returned unusable scores (message names the scorer)."""
+    """A matching function failed or returned unusable scores (message names the scorer).
+
+    A subclass of ``ValueError``. Raised by every search for a scorer that raises, or returns
+    the wrong shape, non-numeric values, NaN or ``+inf``; the original exception is chained.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ordhash.walk import ScorerError, brute_force_topk
+    >>> def broken(query, ids):
+    ...     return np.full(len(ids), np.nan)
+    >>> try:
+    ...     brute_force_topk(broken, np.zeros((1, 2)), n_items=10, k=3)
+    ... except ScorerError as exc:
+    ...     print("broken" in str(exc))
+    True
+    """
 
 
 def scorer_name(scorer):
@@ -122,6 +138,7 @@ class Scorer:
 
     @property
     def name(self):
+        """Short name of the scorer used in error messages (here the class name)."""
         return type(self).__name__
 
     def prepare(self, queries):
@@ -532,6 +549,22 @@ def as_scorer(obj, item_vectors=None):
     dispatcher becomes a :class:`NumbaScorer`, a fitted scikit-learn estimator an
     :class:`EstimatorScorer` and any other callable a :class:`CallableScorer` (these need
     ``item_vectors`` except the callable, which then receives ids).
+
+    Parameters
+    ----------
+    obj : Scorer, callable, numba function or fitted scikit-learn estimator
+        The matching function.
+    item_vectors : ndarray of shape (n_items, n_features), optional
+        Item vectors passed to the adapter (a callable then receives vectors instead of ids).
+
+    Returns
+    -------
+    Scorer
+
+    Raises
+    ------
+    TypeError
+        If ``obj`` cannot be used as a scorer.
 
     Examples
     --------

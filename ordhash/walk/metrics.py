@@ -22,6 +22,20 @@ def coverage(ids, exact_ids, *, per_query=False):
     scorer (both ``(n_queries, M)``; ``-1`` entries are padding and never match). ``M`` is the
     width of ``exact_ids``; only the first ``M`` columns of ``ids`` count.
 
+    Parameters
+    ----------
+    ids : int array of shape (n_queries, >= M)
+        Retrieved items, best first.
+    exact_ids : int array of shape (n_queries, M)
+        Exact top-M items under the same scorer (e.g. ``method="exact"``).
+    per_query : bool, default=False
+        Return the per-query values (NaN for a query whose ``exact_ids`` row is all padding)
+        instead of their mean.
+
+    Returns
+    -------
+    float or ndarray of shape (n_queries,)
+
     Examples
     --------
     >>> from ordhash.walk import coverage
@@ -81,7 +95,26 @@ def recall_at(ids, relevant, M=None, *, per_query=False):
 
 
 def recall_delta(recall_all, recall_retrieval):
-    """Relative recall lost to the index: ``(recall_all - recall_retrieval) / recall_all``."""
+    """Relative recall lost to the index: ``(recall_all - recall_retrieval) / recall_all``.
+
+    Parameters
+    ----------
+    recall_all : float
+        Recall of exact (brute-force) retrieval under the model.
+    recall_retrieval : float
+        Recall of the same model behind the index.
+
+    Returns
+    -------
+    float
+        NaN when ``recall_all <= 0``.
+
+    Examples
+    --------
+    >>> from ordhash.walk import recall_delta
+    >>> round(recall_delta(0.40, 0.38), 6)
+    0.05
+    """
     recall_all = float(recall_all)
     if recall_all <= 0:
         return float("nan")

@@ -250,6 +250,7 @@ class NeuralMatcher(Scorer, BaseEstimator):
     # -- scorer protocol ---------------------------------------------------------------------
     @property
     def n_items(self):
+        """Catalogue size learnt by ``fit`` (``None`` before fitting)."""
         return getattr(self, "n_items_", None)
 
     @property

@@ -21,6 +21,7 @@ __all__ = ["WalkStats", "WalkResult", "GraphWalkIndex", "beam_search", "hnsw_sea
 
 #: NANN offline defaults (arXiv 2202.10226v2 §5.1.4; ``config.py``), keyed by level.
 DEFAULT_EF = {0: 400, 1: 200, 2: 100}
+#: NANN offline defaults of the rounds per level; levels not listed get 1.
 DEFAULT_T = {0: 3, 1: 1}
 _DEFAULT_MEMORY = 256 << 20
 _MAX_BLOCK = 256
@@ -47,6 +48,17 @@ class WalkStats:
         Physical scorer invocations of the whole call (a call may hold many queries).
     scorer_seconds, total_seconds : float
         Wall time inside the scorer and for the whole call.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ordhash.walk import DotScorer, brute_force_topk
+    >>> X = np.random.default_rng(0).standard_normal((1000, 8)).astype(np.float32)
+    >>> stats = brute_force_topk(DotScorer(X), X[:4], 1000, k=5).stats
+    >>> stats.frac_scored, stats.n_scored.tolist()
+    (1.0, [1000, 1000, 1000, 1000])
+    >>> sorted(stats.summary())[:3]
+    ['frac_evaluated', 'frac_scored', 'n_calls']
     """
 
     n_items: int
@@ -98,8 +110,20 @@ class WalkResult:
     scores : float32 array of shape (n_queries, k)
         Their scores (``-inf`` at padding).
     stats : WalkStats
+        What the search cost.
     method : str
+        ``"beam"``, ``"hnsw"`` or ``"exact"``.
     params : dict
+        The effective search parameters.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ordhash.walk import L2Scorer, brute_force_topk
+    >>> X = np.arange(10, dtype=np.float32)[:, None]
+    >>> res = brute_force_topk(L2Scorer(X), np.array([[3.2]], np.float32), 10, k=3)
+    >>> res.method, res.ids
+    ('exact', array([[3, 4, 2]]))
     """
 
     ids: np.ndarray
@@ -241,6 +265,7 @@ class GraphWalkIndex:
 
     @property
     def n_items(self):
+        """Number of items (nodes of the graph)."""
         return self.graph.n_items
 
     # -- public API --------------------------------------------------------------------------
@@ -452,6 +477,27 @@ def brute_force_topk(scorer, queries, n_items, k, *, chunk_size=65536, query_bat
     Returns a :class:`WalkResult` with the highest scores first (ties: smaller id first within
     a chunk boundary's selection).
 
+    Parameters
+    ----------
+    scorer : Scorer or callable
+        The matching function (coerced by :func:`as_scorer` with ``item_vectors``).
+    queries : 2-D array or sequence
+        One row (or opaque state) per query.
+    n_items : int
+        Items ``0 .. n_items - 1`` are scored.
+    k : int
+        Results per query, ``<= n_items``.
+    chunk_size : int, default=65536
+        Items scored per scorer call.
+    query_batch : int, default=16
+        Queries per ``score_block`` call.
+    item_vectors : ndarray, optional
+        Passed to :func:`as_scorer`.
+
+    Returns
+    -------
+    WalkResult
+
     Examples
     --------
     >>> import numpy as np
@@ -471,11 +517,65 @@ def brute_force_topk(scorer, queries, n_items, k, *, chunk_size=65536, query_bat
 
 
 def beam_search(graph, scorer, queries, k, **options):
-    """NANN beam retrieval on ``graph`` (see :class:`GraphWalkIndex` for the options)."""
+    """NANN beam retrieval on ``graph`` (see :class:`GraphWalkIndex` for the options).
+
+    Parameters
+    ----------
+    graph : ProximityGraph
+    scorer : Scorer or callable
+    queries : 2-D array or sequence
+    k : int
+        Results per query, ``<= ef[0]``.
+    **options
+        Constructor arguments and search options of :class:`GraphWalkIndex` (``ef``, ``T``,
+        ``start_level``, ``variant``, ``visited_scope``, ``frontier``, ``max_scored``,
+        ``item_vectors``, ``query_batch``).
+
+    Returns
+    -------
+    WalkResult
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ordhash.walk import DotScorer, ProximityGraph, beam_search
+    >>> X = np.random.default_rng(0).standard_normal((1000, 8)).astype(np.float32)
+    >>> graph = ProximityGraph.from_hnsw(X, M=8, random_state=0)
+    >>> res = beam_search(graph, DotScorer(X), X[:2], k=5, ef=50)
+    >>> res.ids.shape, res.method
+    ((2, 5), 'beam')
+    """
     return GraphWalkIndex(graph).search(scorer, queries, k, method="beam", **options)
 
 
 def hnsw_search(graph, scorer, queries, k, *, ef_search=200, **options):
-    """Stock HNSW best-first walk with ``scorer`` as similarity (the SL2G baseline)."""
+    """Stock HNSW best-first walk with ``scorer`` as similarity (the SL2G baseline).
+
+    Parameters
+    ----------
+    graph : ProximityGraph
+    scorer : Scorer or callable
+    queries : 2-D array or sequence
+    k : int
+        Results per query.
+    ef_search : int, default=200
+        Result-set size of the walk (``max(ef_search, k)`` is used).
+    **options
+        ``item_vectors`` and ``query_batch`` of :meth:`GraphWalkIndex.search`.
+
+    Returns
+    -------
+    WalkResult
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ordhash.walk import L2Scorer, ProximityGraph, hnsw_search
+    >>> X = np.random.default_rng(0).standard_normal((1000, 8)).astype(np.float32)
+    >>> graph = ProximityGraph.from_hnsw(X, M=8, random_state=0)
+    >>> res = hnsw_search(graph, L2Scorer(X), X[:2], k=5, ef_search=50)
+    >>> res.ids[:, 0]    # each query is an item: its own nearest neighbour
+    array([0, 1])
+    """
     return GraphWalkIndex(graph).search(scorer, queries, k, method="hnsw",
                                         ef_search=ef_search, **options)
