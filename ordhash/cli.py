@@ -54,20 +54,20 @@ def _add_bench(sub, detailed=True):
         help="run the retrieval benchmark on the bundled real data",
         description=(
             "Fit each learner on each dataset at each code length, then report Hamming-ranking "
-            "mAP (top-2%% Euclidean ground truth), precision@100, precision within Hamming "
+            "mAP (top-2% Euclidean ground truth), precision@100, precision within Hamming "
             "radius 2, recall@10 after exact re-ranking of 1,000 Hamming candidates, fit time "
             "and encoding speed. Prints a table, writes OUT/bench.json and PNG plots."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--datasets", type=_csv("names"), default=DEFAULT_DATASETS,
+    p.add_argument("--datasets", type=_csv("names"), default=",".join(DEFAULT_DATASETS),
                    help=f"comma-separated, from: {', '.join(sorted(DATASETS))}")
-    p.add_argument("--learners", type=_csv("names"), default=DEFAULT_LEARNERS,
+    p.add_argument("--learners", type=_csv("names"), default=",".join(DEFAULT_LEARNERS),
                    help=f"comma-separated, from: {', '.join(LEARNERS)}")
-    p.add_argument("--bits", type=_csv("integers"), default=DEFAULT_BITS,
+    p.add_argument("--bits", type=_csv("integers"), default=",".join(map(str, DEFAULT_BITS)),
                    help="comma-separated code lengths")
     p.add_argument("--n-queries", type=int, default=None,
-                   help="use a random subset of this many queries (default: all)")
+                   help="use a random subset of this many queries (None: all)")
     p.add_argument("--seed", type=int, default=0, help="seed for learners and subsets")
     p.add_argument("--blas-threads", type=int, default=1,
                    help="BLAS threads during fits (0: leave the library default)")
