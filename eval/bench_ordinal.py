@@ -48,13 +48,16 @@ import numpy as np
 import ordhash
 from ordhash.codes import hamming_distances
 from ordhash.datasets import load_digits, load_mnist, load_sift10k
-from ordhash.learners.classic import ITQ, LSH, PCAH
+from ordhash.learners.anchor import AGH
+from ordhash.learners.classic import ITQ, LSH, PCAH, SH
+from ordhash.learners.spherical import SpH
 from ordhash.learners.och import OCH
 from ordhash.learners.oeh import OEH
 from ordhash.metrics import area_rp_hamming, evaluate_codes, relevance_top_fraction
 
 RESULTS = Path(__file__).resolve().parent / "results"
-METHODS = ["OEH", "OCH", "OEH-released", "OCH-released", "ITQ", "ITQ-faiss", "PCAH", "LSH"]
+METHODS = ["OEH", "OCH", "OEH-released", "OCH-released", "ITQ", "ITQ-faiss", "PCAH", "LSH",
+           "SH", "AGH", "SpH"]
 
 
 # -- data ----------------------------------------------------------------------------------
@@ -122,6 +125,12 @@ def make(method, n_bits, seed):
         return PCAH(n_bits=n_bits)
     if method == "LSH":
         return LSH(n_bits=n_bits, random_state=seed)
+    if method == "SH":
+        return SH(n_bits=n_bits)
+    if method == "AGH":
+        return AGH(n_bits=n_bits, random_state=seed)
+    if method == "SpH":
+        return SpH(n_bits=n_bits, random_state=seed)
     raise ValueError(f"unknown method {method!r}")
 
 
@@ -156,7 +165,7 @@ def accuracy(datasets, bits, seeds, methods):
                                          error=str(exc)))
                         break
                     rows.append(dict(dataset=name, bits=b, method=method, seed=seed, **rec))
-                    if method == "PCAH":  # deterministic
+                    if method in ("PCAH", "SH"):  # deterministic
                         break
                 print_progress(rows[-1])
     return rows
