@@ -8,7 +8,8 @@ Measures, on a local cluster (default 2 worker processes x 1 thread):
 2. sharded search QPS: :class:`ShardedHammingIndex` (one shard per block) against one
    :class:`HammingIndex` holding every code in this process (results checked identical);
 3. fan-out overhead per query batch: a sharded search over trivially small shards, minus the
-   shards' own compute (target < 5 ms on loopback).
+   shards' own compute (target < 5 ms on loopback), on the fast path (shard servers, dask
+   Actors) and on the task path, interleaved, next to dask's own no-op round trips.
 
 The data are float32 Gaussian vectors generated per block on the workers by
 ``dask.array.random.default_rng(seed)``, so this process never holds the whole array (only
@@ -20,6 +21,8 @@ Usage::
 
     python eval/bench_distributed.py --n 1000000         # quick
     python eval/bench_distributed.py                     # 10M x 64-d (about 2.5 GB on the workers)
+    python eval/bench_distributed.py --only-fanout       # part 3 only (both paths), seconds
+    python eval/bench_distributed.py --only-fanout --paths actor --overhead-batches 200
 """
 
 from __future__ import annotations
@@ -74,16 +77,36 @@ def _noop(block, queries):
     return 0
 
 
-def fanout_overhead(client, n_bits, n_shards_list, batch, batches, seed):
+def _ms(values):
+    """``(median, p90)`` of seconds, in milliseconds."""
+    return 1e3 * float(np.median(values)), 1e3 * float(np.percentile(values, 90))
+
+
+def fanout_overhead(client, n_bits, n_shards_list, batch, batches, seed, paths=("actor", "tasks"),
+                    block=10):
     """Per-batch wall time of a sharded search over tiny shards, minus the shards' compute.
 
-    Interleaved with it, the same fan-out made of no-op dask tasks (``client.map`` over the
-    same number of in-memory blocks, then ``client.gather``): the floor that dask's own
-    scheduling round trip puts under any per-batch fan-out on this machine at this load.
+    Times each path in ``paths`` (``"actor"``: the fast path through the shard servers;
+    ``"tasks"``: one dask task per shard) and two floors:
+
+    - dask's no-op task round trip (``client.map`` of a no-op over the same number of
+      in-memory blocks, then ``client.gather``), the floor under the task path;
+    - a no-op call to every shard server (``run`` over zero shards), the floor under the
+      fast path.
+
+    The four are interleaved in blocks of ``block`` consecutive batches (round robin until
+    each has ``batches`` timed batches), so that all see the same background load. Between
+    blocks there is a 0.2 s pause, so that the clean-up a task-path batch leaves on the
+    scheduler and workers (releasing its tasks' keys) does not land inside the next
+    fast-path batch, then one untimed batch: every timed batch follows a batch of its own
+    kind, as in a steady stream of queries. ``block=1`` interleaves batch by batch without
+    pauses, the worst case for the fast path. Every search of every path is checked
+    identical to the first path's answer.
     """
     import dask.array as da
 
     from ordhash.distributed import ShardedHammingIndex
+    from ordhash.distributed._server import server_pool
 
     rng = np.random.default_rng(seed)
     size = (n_bits + 7) // 8
@@ -95,32 +118,97 @@ def fanout_overhead(client, n_bits, n_shards_list, batch, batches, seed):
         blocks = da.from_array(codes, chunks=(100, size)).to_delayed().ravel().tolist()
         blocks = client.compute(blocks)
         queries = rng.integers(0, 256, size=(batch, size), dtype=np.uint8)
-        for _ in range(3):  # warm-up: kernels loaded on every worker, connections open
-            index.search(queries, 10)
+        pool = server_pool(client)
+
+        fallbacks = {p: [] for p in paths}
+
+        def search(path):
+            index.fast_path = path == "actor"
+            res = index.search(queries, 10)
+            stats = index.last_search_stats
+            if stats["path"] != path:  # a fast-path batch answered by tasks: kept, counted
+                fallbacks[path].append(stats["fallback"])
+            return res, stats
+
+        def noop_tasks():
             client.gather(client.map(_noop, blocks, queries=queries, pure=False))
-        walls, computes, overheads, floors = [], [], [], []
-        for _ in range(batches):
-            index.search(queries, 10)
-            st = index.last_search_stats
-            walls.append(st["wall_seconds"])
-            computes.append(sum(st["shard_seconds"]))
-            # conservative: subtract only the longest shard (the compute on the critical path
-            # when each worker runs one shard; less than it otherwise)
-            overheads.append(st["wall_seconds"] - max(st["shard_seconds"]))
-            t0 = time.perf_counter()
-            client.gather(client.map(_noop, blocks, queries=queries, pure=False))
-            floors.append(time.perf_counter() - t0)
-        rows.append({
-            "n_shards": n_shards, "rows_per_shard": 100, "batch": batch, "batches": batches,
-            "wall_ms_median": 1e3 * float(np.median(walls)),
-            "shard_compute_ms_median": 1e3 * float(np.median(computes)),
-            "overhead_ms_median": 1e3 * float(np.median(overheads)),
-            "overhead_ms_p90": 1e3 * float(np.percentile(overheads, 90)),
-            "dask_noop_roundtrip_ms_median": 1e3 * float(np.median(floors)),
-        })
+
+        def noop_servers():
+            pool.call(client, [(addr, ("knn", [], (queries, 10))) for addr in pool.addresses])
+
+        floors = {"dask_noop_map": noop_tasks, "server_noop_call": noop_servers}
+        for _ in range(5):  # warm-up: kernels loaded, servers started, connections open
+            reference = [search(p)[0] for p in paths][0]
+            for fn in floors.values():
+                fn()
+        for p in paths:
+            fallbacks[p].clear()
+        load_before = os.getloadavg()
+        pause = 0.2 if block > 1 else 0.0
+        walls = {p: [] for p in paths}
+        overheads = {p: [] for p in paths}
+        computes = {p: [] for p in paths}
+        floor_times = {name: [] for name in floors}
+        for start in range(0, batches, block):
+            n = min(block, batches - start)
+            for p in paths:
+                if pause:
+                    time.sleep(pause)
+                    search(p)  # untimed: every timed batch follows a batch of its kind
+                for _ in range(n):
+                    res, st = search(p)
+                    if not (np.array_equal(res.ids, reference.ids)
+                            and np.array_equal(res.distances, reference.distances)):
+                        raise RuntimeError(f"the {p} path returned a different result")
+                    walls[p].append(st["wall_seconds"])
+                    computes[p].append(sum(st["shard_seconds"]))
+                    # conservative: subtract only the longest shard (the compute on the
+                    # critical path when each worker runs one shard; less than it otherwise)
+                    overheads[p].append(st["wall_seconds"] - max(st["shard_seconds"]))
+            for name, fn in floors.items():
+                if pause:
+                    time.sleep(pause)
+                    fn()
+                for _ in range(n):
+                    t0 = time.perf_counter()
+                    fn()
+                    floor_times[name].append(time.perf_counter() - t0)
+        row = {"n_shards": n_shards, "rows_per_shard": 100, "batch": batch, "batches": batches,
+               "block": block, "loadavg_before": load_before, "loadavg_after": os.getloadavg(),
+               "paths": {}}
+        for p in paths:
+            wall, wall90 = _ms(walls[p])
+            over, over90 = _ms(overheads[p])
+            row["paths"][p] = {"wall_ms_median": wall, "wall_ms_p90": wall90,
+                               "shard_compute_ms_median": _ms(computes[p])[0],
+                               "overhead_ms_median": over, "overhead_ms_p90": over90,
+                               "fallbacks": fallbacks[p]}
+        for name, values in floor_times.items():
+            med, p90 = _ms(values)
+            row[f"{name}_ms_median"], row[f"{name}_ms_p90"] = med, p90
+        rows.append(row)
         index.reset()
         del blocks
     return rows
+
+
+def print_overhead(rows):
+    print(f"fan-out: batches of 100 queries, {rows[0]['batches']} per path, in blocks of "
+          f"{rows[0]['block']}")
+    print(f"{'fan-out overhead, batch of 100':<32}{'path':>7}{'wall ms':>9}{'p90':>7}"
+          f"{'compute ms':>12}{'overhead ms':>13}{'p90':>7}{'fallbacks':>11}   load")
+    for row in rows:
+        label = f"{row['n_shards']} shards x {row['rows_per_shard']} codes"
+        load = f"{row['loadavg_before'][0]:.2f}->{row['loadavg_after'][0]:.2f}"
+        for p, r in row["paths"].items():
+            print(f"{label:<32}{p:>7}{r['wall_ms_median']:>9.2f}{r['wall_ms_p90']:>7.2f}"
+                  f"{r['shard_compute_ms_median']:>12.2f}"
+                  f"{r['overhead_ms_median']:>13.2f}{r['overhead_ms_p90']:>7.2f}"
+                  f"{len(r['fallbacks']):>11}   {load}")
+        print(f"{'':<32}{'floors':>7}  dask no-op map+gather {row['dask_noop_map_ms_median']:.2f}"
+              f" ms (p90 {row['dask_noop_map_ms_p90']:.2f}); no-op shard-server call "
+              f"{row['server_noop_call_ms_median']:.2f} ms (p90 "
+              f"{row['server_noop_call_ms_p90']:.2f})")
 
 
 def main(argv=None):
@@ -137,9 +225,20 @@ def main(argv=None):
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--threads-per-worker", type=int, default=1)
     ap.add_argument("--overhead-batches", type=int, default=50)
+    ap.add_argument("--overhead-shards", type=int, nargs="+", default=None,
+                    help="shard counts of the fan-out part (default: --workers and 16)")
+    ap.add_argument("--paths", choices=["both", "actor", "tasks"], default="both",
+                    help="search paths timed in the fan-out part (default both, interleaved)")
+    ap.add_argument("--overhead-block", type=int, default=10,
+                    help="consecutive batches per path in the fan-out part (1: alternate "
+                         "every batch)")
+    ap.add_argument("--only-fanout", action="store_true",
+                    help="run only the fan-out overhead part (no data, seconds)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=None, help="JSON path")
     args = ap.parse_args(argv)
+    paths = ("actor", "tasks") if args.paths == "both" else (args.paths,)
+    shard_counts = args.overhead_shards or [args.workers, 16]
 
     import dask.array as da
     from distributed import Client, LocalCluster, wait
@@ -159,6 +258,22 @@ def main(argv=None):
     cluster = LocalCluster(n_workers=args.workers, threads_per_worker=args.threads_per_worker,
                            processes=True, dashboard_address=None)
     client = Client(cluster)
+    if args.only_fanout:
+        try:
+            overhead = fanout_overhead(client, args.n_bits, shard_counts, 100,
+                                       args.overhead_batches, args.seed, paths,
+                                       args.overhead_block)
+        finally:
+            client.close()
+            cluster.close()
+        result.update({"fanout_overhead": overhead, "loadavg_after": os.getloadavg()})
+        print()
+        print_overhead(overhead)
+        out = args.out or RESULTS / "distributed_fanout.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=2) + "\n")
+        print(f"wrote {out}")
+        return result
     try:
         n, d = args.n, args.d
         X = da.random.default_rng(args.seed).standard_normal((n, d), chunks=(args.chunk, d),
@@ -229,8 +344,8 @@ def main(argv=None):
         index.reset()
         del single, single_codes
 
-        overhead = fanout_overhead(client, args.n_bits, [args.workers, 16], 100,
-                                   args.overhead_batches, args.seed)
+        overhead = fanout_overhead(client, args.n_bits, shard_counts, 100,
+                                   args.overhead_batches, args.seed, paths, args.overhead_block)
     finally:
         client.close()
         cluster.close()
@@ -269,13 +384,7 @@ def main(argv=None):
     print(f"codes identical: {e['codes_identical']}   search results identical: "
           f"{s['results_identical']}   shards: {s['n_shards']}")
     print()
-    print(f"{'fan-out overhead (batch of 100)':<34}{'wall ms':>10}{'compute ms':>12}"
-          f"{'overhead ms':>13}{'p90 ms':>9}{'dask no-op ms':>15}")
-    for row in overhead:
-        label = f"{row['n_shards']} shards x {row['rows_per_shard']} codes"
-        print(f"{label:<34}{row['wall_ms_median']:>10.2f}{row['shard_compute_ms_median']:>12.2f}"
-              f"{row['overhead_ms_median']:>13.2f}{row['overhead_ms_p90']:>9.2f}"
-              f"{row['dask_noop_roundtrip_ms_median']:>15.2f}")
+    print_overhead(overhead)
     print(f"\nload average after: {load_after[0]:.2f} {load_after[1]:.2f} {load_after[2]:.2f}")
 
     out = args.out or RESULTS / f"distributed_n{n}.json"

@@ -3,6 +3,11 @@
 One module-scoped 2-process LocalCluster serves every test. Work stealing is off in it so
 that the worker-loss tests are deterministic (a task queued behind a blocker on worker A stays
 on A until A is killed); stealing never changes a result, only where a task runs.
+
+Searches go through the fast path (shard servers, dask Actors) by default; the equality tests
+run on both paths and check ``last_search_stats["path"]``, the task-path worker-loss tests
+turn the fast path off, and the fast-path worker-loss tests block or kill the worker while a
+fast-path call is on it.
 """
 
 import os
@@ -33,6 +38,7 @@ from ordhash.distributed import (  # noqa: E402
     encode,
     fit_sample,
 )
+from ordhash.distributed._server import FastPathMiss, _ServerPool, server_pool  # noqa: E402
 from ordhash.index import PAD_DISTANCE, PAD_ID, HammingIndex  # noqa: E402
 from ordhash.learners import AGH, ITQ, LSH, PCAH  # noqa: E402
 
@@ -80,38 +86,55 @@ def assert_same_range(got, want):
     np.testing.assert_array_equal(got.distances, want.distances)
 
 
+def assert_path(index, fast_path, searched=True):
+    """The last search went through the fast path (``"actor"``) or the tasks, as asked."""
+    stats = index.last_search_stats
+    if not searched:
+        assert stats["path"] is None
+    elif fast_path:
+        assert (stats["path"], stats["fallback"]) == ("actor", None)
+    else:
+        assert (stats["path"], stats["fallback"]) == ("tasks", None)
+
+
 chunkings = st.lists(st.integers(0, 70), min_size=1, max_size=5)
+both_paths = pytest.mark.parametrize("fast_path", [True, False], ids=["actor", "tasks"])
 
 
 # ------------------------------------------------------------------------- sharded index
+@both_paths
 @FEW
 @given(sizes=chunkings, n_bits=st.sampled_from([8, 13, 64, 100]), clustered=st.booleans(),
        extra_k=st.integers(-60, 8), nq=st.integers(0, 4), seed=st.integers(0, 2**16))
-def test_sharded_knn_equals_single_index(client, sizes, n_bits, clustered, extra_k, nq, seed):
+def test_sharded_knn_equals_single_index(client, fast_path, sizes, n_bits, clustered, extra_k,
+                                         nq, seed):
     rng = np.random.default_rng(seed)
     n = sum(sizes)
     codes = random_codes(rng, n, n_bits, clustered)
     queries = random_codes(rng, nq, n_bits, clustered)
     k = max(1, n + extra_k)  # often k > n: the result must be padded exactly as one index
-    sharded = ShardedHammingIndex(n_bits, client=client)
+    sharded = ShardedHammingIndex(n_bits, client=client, fast_path=fast_path)
     sharded.add(da.from_array(codes, chunks=(tuple(sizes), codes.shape[1])))
     assert len(sharded) == n
     assert sharded.n_shards == sum(1 for s in sizes if s)
     assert_same_knn(sharded.search(queries, k), single_index(n_bits, codes).search(queries, k))
+    assert_path(sharded, fast_path, searched=nq > 0 and n > 0)
 
 
+@both_paths
 @FEW
 @given(sizes=chunkings, n_bits=st.sampled_from([8, 24, 64]), clustered=st.booleans(),
        radius=st.integers(0, 70), nq=st.integers(0, 4), seed=st.integers(0, 2**16))
-def test_sharded_range_search_equals_single_index(client, sizes, n_bits, clustered, radius, nq,
-                                                  seed):
+def test_sharded_range_search_equals_single_index(client, fast_path, sizes, n_bits, clustered,
+                                                  radius, nq, seed):
     rng = np.random.default_rng(seed)
     codes = random_codes(rng, sum(sizes), n_bits, clustered)
     queries = random_codes(rng, nq, n_bits, clustered)
-    sharded = ShardedHammingIndex(n_bits, client=client)
+    sharded = ShardedHammingIndex(n_bits, client=client, fast_path=fast_path)
     sharded.add(da.from_array(codes, chunks=(tuple(sizes), codes.shape[1])))
     got = sharded.range_search(queries, radius)
     assert_same_range(got, single_index(n_bits, codes).range_search(queries, radius))
+    assert_path(sharded, fast_path, searched=nq > 0 and sum(sizes) > 0)
 
 
 def test_explicit_ids_several_adds_and_remove(client):
@@ -205,6 +228,99 @@ def test_bad_input_names_the_argument(client):
         ShardedHammingIndex(8, client="tcp://nowhere")
     with pytest.raises(ValueError, match="n_bits must be >= 1"):
         ShardedHammingIndex(0, client=client)
+    with pytest.raises(TypeError, match="fast_path must be True or False"):
+        ShardedHammingIndex(8, client=client, fast_path=1)
+
+
+# ------------------------------------------------------------------------- fast path
+def test_fast_path_runs_on_actor_threads_and_falls_back_to_tasks(client, monkeypatch):
+    rng = np.random.default_rng(12)
+    codes = random_codes(rng, 600, 64, clustered=True)
+    single = single_index(64, codes)
+    q = random_codes(rng, 30, 64, clustered=True)
+    index = ShardedHammingIndex(64, client=client)
+    assert index.fast_path is True
+    index.add(da.from_array(codes, chunks=150))
+    assert_same_knn(index.search(q, 20), single.search(q, 20))
+    assert_path(index, True)
+    # one server per worker holding shards, answering on the worker's actor thread
+    keys, placement = index._placement
+    assert sorted(i for _, pos in placement for i in pos) == list(range(4))
+    infos = server_pool(client).call(client, [(addr, ()) for addr, _ in placement],
+                                     function="thread_info")
+    assert [i["worker"] for i in infos] == [addr for addr, _ in placement]
+    for info in infos:
+        assert "Dask-Actor-Threads" in info["thread_name"], info
+        assert not info["event_loop_thread"]
+    # a stale placement (each shard said to be on a worker that does not hold it, as after a
+    # replica was dropped): the servers report the missing shards, the client asks the
+    # scheduler again and retries once
+    workers = sorted(client.scheduler_info()["workers"])
+    stale = [(next(w for w in workers if w != addr), pos) for addr, pos in placement]
+    index._placement = (keys, stale)
+    assert_same_knn(index.search(q, 20), single.search(q, 20))
+    assert_path(index, True)
+    assert index._placement == (keys, placement)
+    # any other failure of the fast path: the batch is answered by tasks
+    def fail(*args, **kwargs):
+        raise FastPathMiss("servers unavailable (test)")
+
+    monkeypatch.setattr(_ServerPool, "call", fail)
+    assert_same_range(index.range_search(q, 10), single.range_search(q, 10))
+    stats = index.last_search_stats
+    assert (stats["path"], stats["fallback"]) == ("tasks", "servers unavailable (test)")
+    assert index._placement is None
+    monkeypatch.undo()
+    assert_same_range(index.range_search(q, 10), single.range_search(q, 10))
+    assert_path(index, True)
+    # turned off: tasks only
+    index.fast_path = False
+    assert_same_knn(index.search(q, 20), single.search(q, 20))
+    assert_path(index, False)
+    with pytest.raises(TypeError, match="fast_path must be True or False"):
+        index.fast_path = "yes"
+    # a query batch over 1 MiB is scattered once and sent through tasks
+    index.fast_path = True
+    big = np.repeat(q, 1 + (1 << 20) // q.nbytes, axis=0)
+    assert_same_knn(index.search(big, 3), single.search(big, 3))
+    stats = index.last_search_stats
+    assert stats["path"] == "tasks" and "scattered once" in stats["fallback"]
+
+
+def test_add_remove_reset_after_fast_path_searches_stay_exact(client):
+    rng = np.random.default_rng(13)
+    a = random_codes(rng, 400, 32, clustered=True)
+    b = random_codes(rng, 300, 32, clustered=False)
+    q = random_codes(rng, 10, 32, clustered=True)
+    index = ShardedHammingIndex(32, client=client)
+    single = HammingIndex(32)
+
+    def check():
+        assert_same_knn(index.search(q, 50), single.search(q, 50))
+        assert_path(index, True)
+        assert_same_range(index.range_search(q, 9), single.range_search(q, 9))
+        assert_path(index, True)
+
+    index.add(da.from_array(a, chunks=100))
+    single.add(a)
+    check()
+    index.add(da.from_array(b, chunks=150))  # new shards: the placement is asked again
+    single.add(b)
+    check()
+    index.add(b[:40], ids=np.arange(5_000, 5_040))  # scattered shards
+    single.add(b[:40], ids=np.arange(5_000, 5_040))
+    check()
+    gone = np.concatenate([np.arange(0, 700, 4), np.arange(5_000, 5_020)])
+    assert index.remove(gone) == single.remove(gone)  # rebuilt shards have new keys
+    check()
+    index.reset()
+    single.reset()
+    res = index.search(q, 5)
+    assert (res.ids == PAD_ID).all()
+    assert_path(index, True, searched=False)
+    index.add(da.from_array(b, chunks=100))
+    single.add(b)
+    check()
 
 
 # ------------------------------------------------------------------------- encoding
@@ -284,10 +400,12 @@ def test_searcher_equals_per_shard_reference(client, metric, sizes):
     searcher.fit(da.from_array(X, chunks=(sizes, 16)), n_samples=600, random_state=0)
     assert len(searcher) == sum(sizes) and searcher.n_shards == sum(1 for s in sizes if s)
     for k, cand in [(5, 20), (30, 30), (4, 4)]:
-        res = searcher.search(Xq, k, candidates=cand)
         ids, dist = per_shard_reference(X, sizes, searcher.learner_, Xq, k, cand, metric)
-        np.testing.assert_array_equal(res.ids, ids)
-        np.testing.assert_allclose(res.distances, dist, rtol=1e-12, atol=1e-12)
+        for fast_path in (True, False):
+            res = searcher.set_params(fast_path=fast_path).search(Xq, k, candidates=cand)
+            assert_path(searcher.index_, fast_path)
+            np.testing.assert_array_equal(res.ids, ids)
+            np.testing.assert_allclose(res.distances, dist, rtol=1e-12, atol=1e-12)
     # k beyond the candidate pool: padded
     res = searcher.search(Xq[:2], 200, candidates=200)
     pool = sum(min(200, s) for s in sizes)
@@ -370,6 +488,7 @@ def test_worker_killed_mid_query_shards_with_lineage_are_recomputed_exactly(clie
     index.remove(np.arange(0, 2_000, 3))  # removals are part of the lineage too
     single = single_index(64, codes)
     single.remove(np.arange(0, 2_000, 3))
+    index.fast_path = False  # the blocker holds the worker's task thread: tasks queue behind it
     result, victim = kill_worker_mid_query(client, index, queries, 25)
     assert victim not in client.scheduler_info()["workers"]  # the worker really died
     assert not isinstance(result, Exception), result
@@ -380,11 +499,90 @@ def test_worker_killed_mid_query_shards_with_lineage_are_recomputed_exactly(clie
 def test_worker_killed_mid_query_scattered_shards_raise_clearly(client):
     rng = np.random.default_rng(11)
     codes = random_codes(rng, 1_000, 32, clustered=False)
-    index = ShardedHammingIndex(32, client=client)
+    index = ShardedHammingIndex(32, client=client, fast_path=False)
     index.add(codes)  # in-memory input: scattered, no lineage
     result, victim = kill_worker_mid_query(client, index, codes[:20], 10)
     assert victim not in client.scheduler_info()["workers"]
     assert isinstance(result, ShardUnavailableError), result
     assert "No partial result" in str(result) and "cannot be recomputed" in str(result)
+    with pytest.raises(ShardUnavailableError):
+        index.search(codes[:20], 10)
+
+
+def busiest_server(index):
+    """The worker whose shard server answers for the most shards of ``index``."""
+    return max(index._placement[1], key=lambda group: len(group[1]))[0]
+
+
+def test_fast_path_worker_killed_mid_query_is_answered_exactly_by_tasks(client):
+    rng = np.random.default_rng(14)
+    codes = random_codes(rng, 2_000, 64, clustered=True)
+    queries = random_codes(rng, 40, 64, clustered=False)
+    index = ShardedHammingIndex(64, client=client)
+    index.add(da.from_array(codes, chunks=250))
+    single = single_index(64, codes)
+    assert_same_knn(index.search(queries, 25), single.search(queries, 25))
+    assert_path(index, True)
+    victim = busiest_server(index)
+    # occupy the victim's (single) actor thread, so that the search's call queues behind it
+    gate = client.submit(threading.Event, actor=True, workers=[victim], pure=False).result()
+    held = gate.wait(60)  # noqa: F841 - keeps the call alive until the worker dies
+    deadline = time.monotonic() + 30
+    while not client.run(lambda dask_worker: any("wait" in str(v) for v in
+                                                 dask_worker.active_threads.values()),
+                         workers=[victim])[victim]:
+        assert time.monotonic() < deadline, "the actor thread was not blocked"
+        time.sleep(0.01)
+    outcome = {}
+
+    def run():
+        try:
+            outcome["value"] = index.search(queries, 25)
+        except Exception as exc:  # noqa: BLE001 - the test inspects it
+            outcome["value"] = exc
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    while not client.run(lambda dask_worker: dask_worker.executors["actor"]._work_queue.qsize(),
+                         workers=[victim])[victim]:
+        assert time.monotonic() < deadline, "the fast-path call never reached the victim"
+        time.sleep(0.01)
+    assert "value" not in outcome  # blocked behind the gate: the search cannot have finished
+    try:
+        client.run(os._exit, 1, workers=[victim])
+    except Exception:  # noqa: BLE001 - the connection drops as the worker dies
+        pass
+    thread.join(60)
+    assert not thread.is_alive()
+    result = outcome["value"]
+    assert not isinstance(result, Exception), result
+    assert_same_knn(result, single.search(queries, 25))  # lost shards were recomputed
+    stats = index.last_search_stats
+    assert stats["path"] == "tasks" and victim in stats["fallback"]
+    del gate, held
+    client.wait_for_workers(2, timeout=60)
+    assert victim not in client.scheduler_info()["workers"]  # the worker really died
+    assert_same_knn(index.search(queries, 25), single.search(queries, 25))
+    assert_path(index, True)  # new servers, new placement
+
+
+def test_fast_path_worker_killed_between_queries_scattered_shards_raise(client):
+    rng = np.random.default_rng(15)
+    codes = random_codes(rng, 1_000, 32, clustered=False)
+    index = ShardedHammingIndex(32, client=client)
+    index.add(codes)  # scattered: one shard per worker, no lineage
+    assert_same_knn(index.search(codes[:20], 10), single_index(32, codes).search(codes[:20], 10))
+    assert_path(index, True)
+    victim = busiest_server(index)
+    try:
+        client.run(os._exit, 1, workers=[victim])
+    except Exception:  # noqa: BLE001 - the connection drops as the worker dies
+        pass
+    with pytest.raises(ShardUnavailableError, match="No partial result"):
+        index.search(codes[:20], 10)
+    with pytest.raises(ShardUnavailableError, match="cannot be recomputed"):
+        index.range_search(codes[:20], 5)
+    client.wait_for_workers(2, timeout=60)
+    assert victim not in client.scheduler_info()["workers"]
     with pytest.raises(ShardUnavailableError):
         index.search(codes[:20], 10)

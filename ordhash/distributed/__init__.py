@@ -6,6 +6,9 @@
   the workers and merges per-shard answers exactly (same result as one index);
 - :class:`ShardedHashingSearcher` adds exact L2 / inner-product re-ranking on the shards.
 
+Searches go through one long-lived shard server (a dask Actor) per worker, called directly
+by the client, and fall back to one dask task per shard when that fails (``fast_path``).
+
 Needs the ``dask`` extra: ``pip install "ordhash[dask]"`` (``dask[array]`` and
 ``distributed``). See ``docs/distributed.md``.
 """

@@ -16,20 +16,13 @@ from distributed.comm import CommClosedError
 from .._validation import check_codes, check_int
 from ..index import PAD_ID
 from ._merge import merge_knn, merge_range
-from ._shard import (
-    build_shard,
-    count_common,
-    shard_ids,
-    shard_knn,
-    shard_range,
-    shard_summary,
-    shard_without,
-)
+from ._server import OPS, FastPathMiss, server_pool
+from ._shard import build_shard, count_common, shard_ids, shard_summary, shard_without
 
 __all__ = ["ShardedHammingIndex", "ShardUnavailableError"]
 
 # Query arrays larger than this are scattered to every worker once instead of being embedded
-# in each shard task.
+# in each shard task (and such batches take the task path: the fast path sends them inline).
 _SCATTER_BYTES = 1 << 20
 
 _LOST = (KilledWorker, CommClosedError, asyncio.CancelledError, concurrent.futures.CancelledError)
@@ -40,6 +33,18 @@ class ShardUnavailableError(RuntimeError):
 
     Raised instead of returning a partial result: a sharded search either returns the
     answer over every shard or raises.
+
+    Examples
+    --------
+    >>> from ordhash.distributed import ShardUnavailableError
+    >>> def search_or_report(index, queries, k):
+    ...     try:
+    ...         return index.search(queries, k=k)
+    ...     except ShardUnavailableError as exc:   # codes added from numpy arrays were lost
+    ...         print(f"add the codes again: {exc}")
+    ...         raise
+    >>> issubclass(ShardUnavailableError, RuntimeError)
+    True
     """
 
 
@@ -116,12 +121,19 @@ class ShardedHammingIndex:
     n_jobs : int or None, default=1
         Threads each shard uses for one search. dask already runs shards in parallel (one per
         worker thread), so 1 avoids oversubscribing the cores.
+    fast_path : bool, default=True
+        Answer query batches of up to 1 MiB through one long-lived shard server (a dask
+        Actor) per worker, called directly by the client, instead of one dask task per shard
+        through the scheduler. Same replies, same checks; any failure of the fast path falls
+        back to the task path for that batch. ``False``: always use tasks.
 
     Attributes
     ----------
     last_search_stats : dict or None
         After each search: ``wall_seconds`` (client side), ``shard_seconds`` (each shard's
-        own compute), ``n_shards``.
+        own compute), ``n_shards``, ``path`` (``"actor"`` for the fast path, ``"tasks"``,
+        ``None`` when nothing was sent) and ``fallback`` (why a fast-path search used tasks,
+        else ``None``).
 
     Notes
     -----
@@ -132,6 +144,14 @@ class ShardedHammingIndex:
     later search raise :class:`ShardUnavailableError`. In both cases each shard's reply is
     checked (it must report the row count the client recorded and exactly ``min(k, rows)``
     neighbours per query), so a short result is never returned silently.
+
+    Fast path: the client caches which worker holds which shard (``client.who_has``, asked
+    again whenever the set of shards changes) and sends each worker one message naming its
+    shards; the worker's server runs the same shard function as a task would on the shards in
+    its memory. If a shard is not where the cache says, the cache is rebuilt and the call
+    tried once more; if a server or worker is lost, a connection fails, or the second try
+    misses too, the batch is answered by the task path instead (which rebuilds lost shards
+    or raises :class:`ShardUnavailableError`).
 
     Examples
     --------
@@ -156,12 +176,14 @@ class ShardedHammingIndex:
     >>> client.close(); cluster.close()
     """
 
-    def __init__(self, n_bits, *, client=None, n_jobs=1):
+    def __init__(self, n_bits, *, client=None, n_jobs=1, fast_path=True):
         self._n_bits = check_int(n_bits, "n_bits", min_value=1)
         self._client = resolve_client(client)
         self._n_jobs = check_n_jobs(n_jobs)
+        self.fast_path = fast_path
         self._shards = []
         self._next_id = 0
+        self._placement = None  # (shard keys, [(worker address, [shard positions])])
         self.last_search_stats = None
 
     # ---------------------------------------------------------------- properties
@@ -184,6 +206,17 @@ class ShardedHammingIndex:
     def n_jobs(self):
         """Threads per shard search."""
         return self._n_jobs
+
+    @property
+    def fast_path(self):
+        """Whether searches try the shard servers (dask Actors) before the task path."""
+        return self._fast_path
+
+    @fast_path.setter
+    def fast_path(self, value):
+        if not isinstance(value, (bool, np.bool_)):
+            raise TypeError(f"fast_path must be True or False, got {value!r}")
+        self._fast_path = bool(value)
 
     @property
     def ntotal(self):
@@ -267,6 +300,7 @@ class ShardedHammingIndex:
         """Drop every shard (their worker memory is released); default ids restart at 0."""
         self._shards = []
         self._next_id = 0
+        self._placement = None
 
     # ---------------------------------------------------------------- search
     def search(self, queries, k):
@@ -294,7 +328,7 @@ class ShardedHammingIndex:
         k = check_int(k, "k", min_value=1)
         nq = queries.shape[0]
         t0 = time.perf_counter()
-        replies = self._fanout(shard_knn, queries, k) if nq else []
+        replies, path = self._fanout("knn", queries, k) if nq else ([], None)
         for s, (n, ids, dist, _) in zip(self._shards, replies):
             want = min(k, s.n)
             if ids.shape != (nq, want) or dist.shape != (nq, want) or (ids == PAD_ID).any():
@@ -306,7 +340,7 @@ class ShardedHammingIndex:
         res = merge_knn(nq, k, [r[1] for r in replies], [r[2] for r in replies])
         if nq and not (res.counts == min(k, self.ntotal)).all():
             raise ShardUnavailableError("the merged result is shorter than min(k, ntotal)")
-        self._record(t0, replies)
+        self._record(t0, replies, path)
         return res
 
     def range_search(self, queries, radius):
@@ -322,14 +356,14 @@ class ShardedHammingIndex:
         radius = check_int(radius, "radius", min_value=0)
         nq = queries.shape[0]
         t0 = time.perf_counter()
-        replies = self._fanout(shard_range, queries, radius) if nq else []
+        replies, path = self._fanout("range", queries, radius) if nq else ([], None)
         for s, (n, lims, ids, dist, _) in zip(self._shards, replies):
             if (lims.shape != (nq + 1,) or lims[0] != 0 or lims[-1] != ids.shape[0]
                     or dist.shape != ids.shape or (np.diff(lims) > s.n).any()):
                 raise ShardUnavailableError(f"a shard holding {s.n} codes returned a malformed "
                                             "range result; refusing to return it")
         res = merge_range(nq, [r[1:4] for r in replies])
-        self._record(t0, replies)
+        self._record(t0, replies, path)
         return res
 
     # ---------------------------------------------------------------- internals
@@ -430,15 +464,45 @@ class ShardedHammingIndex:
             return self._client.scatter(arr, broadcast=True, hash=False)
         return arr
 
-    def _fanout(self, fn, *args):
-        """Run ``fn(shard, *args)`` on every shard; check every shard answered in full."""
+    def _fanout(self, op, *args, fast_path=None):
+        """Run ``OPS[op](shard, *args)`` on every shard; check every shard answered in full.
+
+        Tries the fast path (shard servers) first when enabled (``fast_path=None``: the
+        index's setting) and the arrays in ``args`` total at most ``_SCATTER_BYTES``.
+
+        Returns
+        -------
+        replies : list
+            One reply per shard, in shard order.
+        path : dict
+            ``{"path": "actor" | "tasks" | None, "fallback": reason or None}``.
+        """
         if not self._shards:
-            return []
+            return [], {"path": None, "fallback": None}
         shards = list(self._shards)
-        sent = [self._ship(a) if isinstance(a, np.ndarray) else a for a in args]
-        futures = self._client.map(fn, [s.future for s in shards],
-                                   *[[a] * len(shards) for a in sent], pure=False)
-        replies = self._collect(futures, shards, "search")
+        path = {"path": "tasks", "fallback": None}
+        replies = None
+        if self._fast_path if fast_path is None else fast_path:
+            nbytes = sum(a.nbytes for a in args if isinstance(a, np.ndarray))
+            if nbytes > _SCATTER_BYTES:
+                path["fallback"] = (f"the query arrays hold {nbytes} bytes (> {_SCATTER_BYTES}): "
+                                    "scattered once and sent through tasks")
+            else:
+                for attempt in range(2):
+                    try:
+                        replies = self._fast_fanout(op, shards, args)
+                        path = {"path": "actor", "fallback": None}
+                        break
+                    except FastPathMiss as exc:
+                        self._placement = None  # ask the scheduler where the shards are
+                        path["fallback"] = str(exc)
+                        if not exc.moved:  # only a moved shard is worth a second try
+                            break
+        if replies is None:
+            sent = [self._ship(a) if isinstance(a, np.ndarray) else a for a in args]
+            futures = self._client.map(OPS[op], [s.future for s in shards],
+                                       *[[a] * len(shards) for a in sent], pure=False)
+            replies = self._collect(futures, shards, "search")
         if len(replies) != len(shards):
             raise ShardUnavailableError(f"{len(replies)} of {len(shards)} shards answered; "
                                         "refusing to return a partial result")
@@ -448,7 +512,50 @@ class ShardedHammingIndex:
                     f"shard {i} answered with {r[0]} codes but holds {s.n} (was it rebuilt from "
                     "a source that changed?); refusing to return an inexact result"
                 )
+        return replies, path
+
+    def _fast_fanout(self, op, shards, args):
+        """Replies of every shard from the shard servers; :class:`FastPathMiss` otherwise."""
+        if any(s.future.status != "finished" for s in shards):
+            raise FastPathMiss("a shard is not in memory (lost with its worker, or being "
+                               "rebuilt)")
+        groups = self._groups(shards)
+        calls = [(addr, (op, [shards[i].future.key for i in pos], args)) for addr, pos in groups]
+        watch = [[shards[i].future for i in pos] for _, pos in groups]
+        results = server_pool(self._client).call(self._client, calls, watch=watch)
+        replies = [None] * len(shards)
+        for (addr, pos), res in zip(groups, results):
+            if len(res) != len(pos):
+                raise FastPathMiss(f"worker {addr} answered for {len(res)} of {len(pos)} shards")
+            for i, r in zip(pos, res):
+                replies[i] = r
         return replies
+
+    def _groups(self, shards):
+        """``[(worker address, [shard positions])]``: where each shard is read from.
+
+        Cached for the current set of shards (their keys); a shard held by several workers
+        (a replica made by a transfer) goes to the holder with the fewest rows so far.
+        """
+        keys = tuple(s.future.key for s in shards)
+        cached = self._placement
+        if cached is not None and cached[0] == keys:
+            return cached[1]
+        try:
+            who = self._client.who_has([s.future for s in shards])
+        except Exception as exc:  # noqa: BLE001 - scheduler unreachable: let the tasks fail
+            raise FastPathMiss(f"who_has failed: {type(exc).__name__}: {exc}") from exc
+        rows, groups = {}, {}
+        for i, s in enumerate(shards):
+            holders = sorted(who.get(s.future.key) or ())
+            if not holders:
+                raise FastPathMiss(f"no worker holds shard {i}")
+            addr = min(holders, key=lambda a: (rows.get(a, 0), a))
+            rows[addr] = rows.get(addr, 0) + s.n
+            groups.setdefault(addr, []).append(i)
+        groups = sorted(groups.items())
+        self._placement = (keys, groups)
+        return groups
 
     def _collect(self, futures, shards, what):
         """Gather ``futures``; turn worker loss into :class:`ShardUnavailableError`."""
@@ -467,9 +574,11 @@ class ShardedHammingIndex:
                 f"({type(exc).__name__}: {exc}).{hint} No partial result is returned."
             ) from exc
 
-    def _record(self, t0, replies):
+    def _record(self, t0, replies, path):
         self.last_search_stats = {
             "wall_seconds": time.perf_counter() - t0,
             "shard_seconds": [float(r[-1]) for r in replies],
             "n_shards": len(replies),
+            "path": path["path"] if path else None,
+            "fallback": path["fallback"] if path else None,
         }

@@ -12,7 +12,6 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 
 from .._validation import check_int, check_vectors
 from ._merge import merge_knn
-from ._shard import shard_rerank
 from .encode import check_dask_rows, check_learner, encode, fit_sample
 from .index import ShardedHammingIndex, ShardUnavailableError, check_n_jobs, resolve_client
 
@@ -47,6 +46,10 @@ class ShardedHashingSearcher(BaseEstimator):
         ``None``: the current default client (looked up by ``fit``).
     n_jobs : int or None, default=1
         Threads per shard for the Hamming scan.
+    fast_path : bool, default=True
+        Send query batches (codes and vectors up to 1 MiB) to one long-lived shard server
+        (dask Actor) per worker instead of one dask task per shard; any failure falls back to
+        tasks for that batch (see :class:`ShardedHammingIndex`). Read at each ``search``.
 
     Attributes
     ----------
@@ -81,13 +84,15 @@ class ShardedHashingSearcher(BaseEstimator):
         "metric": [StrOptions({"l2", "ip"})],
         "client": "no_validation",
         "n_jobs": [Interval(Integral, None, None, closed="neither"), None],
+        "fast_path": ["boolean"],
     }
 
-    def __init__(self, learner, *, metric="l2", client=None, n_jobs=1):
+    def __init__(self, learner, *, metric="l2", client=None, n_jobs=1, fast_path=True):
         self.learner = learner
         self.metric = metric
         self.client = client
         self.n_jobs = n_jobs
+        self.fast_path = fast_path
 
     def _check_params(self):
         self._validate_params()
@@ -120,7 +125,8 @@ class ShardedHashingSearcher(BaseEstimator):
         X = check_dask_rows(X)
         client = resolve_client(self.client)
         learner = fit_sample(clone(self.learner), X, n_samples, random_state)
-        index = ShardedHammingIndex(learner.n_bits, client=client, n_jobs=self.n_jobs)
+        index = ShardedHammingIndex(learner.n_bits, client=client, n_jobs=self.n_jobs,
+                                    fast_path=self.fast_path)
         self.learner_, self.index_, self.n_features_in_ = learner, index, int(X.shape[1])
         self.add(X)
         return self
@@ -179,6 +185,7 @@ class ShardedHashingSearcher(BaseEstimator):
             ``k`` candidates exist in total.
         """
         self._check_fitted()
+        self._validate_params()
         Xq = check_vectors(Xq, "Xq", n_features=self.n_features_in_, allow_empty=True)
         k = check_int(k, "k", min_value=1)
         candidates = 10 * k if candidates is None else check_int(candidates, "candidates",
@@ -188,7 +195,8 @@ class ShardedHashingSearcher(BaseEstimator):
         qcodes = self.learner_.transform(Xq) if nq else np.empty((0, size), np.uint8)
         index = self.index_
         t0 = time.perf_counter()
-        replies = index._fanout(shard_rerank, qcodes, Xq, k, candidates, self.metric) if nq else []
+        replies, path = (index._fanout("rerank", qcodes, Xq, k, candidates, self.metric,
+                                       fast_path=self.fast_path) if nq else ([], None))
         for s, (n, ids, scores, _) in zip(index._shards, replies):
             want = min(k, candidates, s.n)
             if ids.shape != (nq, want) or scores.shape != (nq, want) or (ids < 0).any():
@@ -203,5 +211,5 @@ class ShardedHashingSearcher(BaseEstimator):
         pool = sum(min(candidates, s.n) for s in index._shards)
         if nq and not (res.counts == min(k, pool)).all():
             raise ShardUnavailableError("the merged result is shorter than expected")
-        index._record(t0, replies)
+        index._record(t0, replies, path)
         return res
