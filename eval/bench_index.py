@@ -9,9 +9,16 @@ Sections (``protocol-and-anchors.md`` §4.1, §5.1-§5.3):
 - ``range``: ``range_search`` (inclusive radius) against faiss ``range_search(q, r + 1)``.
 - ``mih``: :class:`~ordhash.index.MultiIndexHashing` against the flat scan on 10M uniform
   64-bit codes, k = 1, 10, 100 and radius 2 and 4 (results checked identical), against
-  ``faiss.IndexBinaryFlat`` and ``faiss.IndexBinaryMultiHash`` (4 x 16 bits, nflip 0-2;
-  tie-aware recall@k: a returned code counts if its distance is <= the true k-th distance),
-  and the paper's rule for the number of substrings against the default.
+  ``faiss.IndexBinaryFlat`` and ``faiss.IndexBinaryMultiHash`` (4 x 16 bits, nflip 0-2, on
+  every 10th query; tie-aware recall@k: a returned code counts if its distance is <= the true
+  k-th distance), the paper's rule for the number of substrings against the default, the work
+  per 10-NN query (probes, bucket entries scanned) and bytes per code.
+- ``mih_learned``: the same comparisons on learned codes: ITQ 64-bit codes of SIFT 10k
+  (``load_sift10k``, ITQ fitted on the 9,900 base vectors), the base replicated to ``--learned-n``
+  rows (1M and 10M) with Gaussian noise (sd = ``--noise`` x the mean per-dimension sd, about one
+  bit of 64 changed per replica) added to the float vectors before encoding; queries = the 100
+  held-out SIFT queries, each with 10 noise draws (1,000 queries). Also faiss MultiHash and
+  (1M only) HNSW recall / QPS on the same data.
 - ``hnsw``: ``faiss.IndexBinaryHNSW`` (M = 16, efSearch 16-256) against MIH and the flat scan on
   ``--hnsw-n`` codes (building HNSW over 10M codes takes far longer than the rest of the run).
 - ``memory``: bytes per code of every index (faiss indexes: serialised size).
@@ -27,6 +34,7 @@ Usage::
     python eval/bench_index.py --quick         # smaller sizes, smoke test
     python eval/bench_index.py --sections flat,range
     python eval/bench_index.py --sections mih --update   # re-measure one section in place
+    python eval/bench_index.py --sections mih_learned --learned-n 1000000,10000000
 
 Writes ``eval/results/bench_index[_quick].json`` (with the load average before and after every
 section) and ``.png`` and prints a table.
@@ -52,7 +60,7 @@ import ordhash
 from ordhash.index import HammingIndex, MultiIndexHashing
 
 RESULTS = Path(__file__).resolve().parent / "results"
-SECTIONS = ["flat", "range", "mih", "hnsw", "memory", "cold"]
+SECTIONS = ["flat", "range", "mih", "mih_learned", "hnsw", "memory", "cold"]
 
 
 def load():
@@ -212,13 +220,14 @@ def bench_mih(args, rng, log):
     mh = faiss.IndexBinaryMultiHash(n_bits, 4, 16)
     t_b, _ = fastest(lambda: mh.add(codes), 1)
     out["multihash_build_s"] = t_b
+    sub = slice(None, None, 10)  # every 10th query: nflip=2 runs at tens of queries/s on 10M codes
     for nflip in (0, 1, 2):
         mh.nflip = nflip
         for k in args.ks_mih:
-            true_kth = truth[k].distances[:, -1].astype(np.int64)
-            t_mh, (d, i) = fastest(lambda: mh.search(queries, k), args.repeats)
-            row = dict(nflip=nflip, k=k, qps=args.nq / t_mh, recall=tie_aware_recall(d, i, true_kth),
-                       load=load())
+            true_kth = truth[k].distances[sub, -1].astype(np.int64)
+            t_mh, (d, i) = fastest(lambda: mh.search(queries[sub], k), args.repeats)
+            row = dict(nflip=nflip, k=k, qps=len(true_kth) / t_mh, nq=len(true_kth),
+                       recall=tie_aware_recall(d, i, true_kth), load=load())
             out["multihash"].append(row)
             log(f"faiss MultiHash 4x16 nflip={nflip} k={k:<4d} {row['qps']:8.0f} q/s  recall {row['recall']:.3f}")
     del mh
@@ -237,8 +246,150 @@ def bench_mih(args, rng, log):
         log(f"mih   m={m} ({'paper rule' if row['paper_rule'] else 'default' if row['default'] else 'other'}) "
             f"k=10  {row['qps_k10']:8.0f} q/s  {row['bytes_per_code']:.1f} B/code")
         del idx
+    out["work_k10"] = mih_work(mih, queries[:100], truth[10].distances[:100, -1])
+    w = out["work_k10"]
+    log(f"mih   n={n:.0e} k=10 work per query: {w['probes_per_query']:.0f} probes, "
+        f"{w['entries_per_query']:.0f} bucket entries ({100 * w['entry_fraction']:.2f}% of n, "
+        f"{8 * w['entries_per_query'] / 1e6:.2f} MB of 8-byte entries)")
     out["memory"] = dict(ordhash_flat=flat_idx[args.threads[0]].nbytes / n, ordhash_mih=mih.nbytes / n,
                          faiss_flat=n_bits / 8)
+    log(f"mih   n={n:.0e} bytes/code: flat {out['memory']['ordhash_flat']:.1f}, MIH "
+        f"{out['memory']['ordhash_mih']:.1f} (m = {len(mih.substrings)}; target 3 x 16 = 48)")
+    return out
+
+
+def mih_work(index, queries, kth):
+    """Mean probes and bucket entries scanned per query of an exact MIH k-NN search
+    whose k-th distance is ``kth`` (per query): the step schedule of the kernel (``(s, j)`` up
+    to ``kth = s * m + j``), computed from the public bucket layout with numpy."""
+    subs = index.substrings
+    m = len(subs)
+    words = np.ascontiguousarray(index.reconstruct(index.ids)).view(np.uint64).ravel()  # 64-bit codes
+    qwords = np.ascontiguousarray(queries).view(np.uint64).ravel()
+    probes = entries = 0.0
+    for j, (a, L) in enumerate(subs):
+        mask = np.uint64((1 << L) - 1)
+        keys = ((words >> np.uint64(a)) & mask).astype(np.int64)
+        qkeys = ((qwords >> np.uint64(a)) & mask).astype(np.int64)
+        sizes = np.bincount(keys, minlength=1 << L)
+        all_keys = np.arange(1 << L, dtype=np.int64)
+        for qk, r in zip(qkeys, kth):
+            s_max = (r - j) // m if r >= j else -1  # probes of table j: s <= (r - j) // m
+            if s_max < 0:
+                continue
+            dist = np.bitwise_count(all_keys ^ qk)
+            sel = dist <= s_max
+            probes += float(sel.sum())
+            entries += float(sizes[sel].sum())
+    nq = queries.shape[0]
+    return dict(probes_per_query=probes / nq, entries_per_query=entries / nq,
+                entry_fraction=entries / nq / index.ntotal)
+
+
+def itq_replicated(n, noise, rng):
+    """ITQ 64-bit codes of SIFT 10k replicated to ``n`` rows with noise, and 1,000 queries."""
+    from ordhash.datasets import load_sift10k
+    from ordhash.learners import ITQ
+
+    ds = load_sift10k()
+    base = np.asarray(ds.base, np.float32)
+    itq = ITQ(n_bits=64, random_state=0).fit(base)
+    sd = float(base.std(axis=0).mean()) * noise
+    codes = np.empty((n, 8), np.uint8)
+    for s in range(0, n, base.shape[0]):
+        e = min(n, s + base.shape[0])
+        x = base[: e - s] + rng.normal(scale=sd, size=(e - s, base.shape[1])).astype(np.float32)
+        codes[s:e] = itq.transform(x)
+    qx = np.repeat(np.asarray(ds.queries, np.float32), 10, axis=0)
+    qx += rng.normal(scale=sd, size=qx.shape).astype(np.float32)
+    return codes, itq.transform(qx)
+
+
+def bench_mih_learned(args, rng, log):
+    out = []
+    for n in args.learned_n:
+        codes, queries = itq_replicated(n, args.noise, rng)
+        nq = queries.shape[0]
+        row = dict(n=n, n_bits=64, nq=nq, noise=args.noise, knn=[], range=[], multihash=[], hnsw=[])
+        flat_idx, mih_idx = {}, {}
+        for t in args.threads:
+            flat_idx[t] = HammingIndex(64, n_jobs=t)
+            flat_idx[t].add(codes)
+            mih_idx[t] = MultiIndexHashing(64, n_jobs=t)
+            mih_idx[t].add(codes)
+            t_build, _ = fastest(lambda: mih_idx[t].build(), 1)
+            row.setdefault("mih_build_s", {})[t] = t_build
+        row["mih_substrings"] = mih_idx[args.threads[0]].substrings
+        truth = {}
+        for k in args.ks_mih:
+            for t in args.threads:
+                flat_idx[t].search(queries[:8], k)
+                mih_idx[t].search(queries[:8], k)
+                t_flat, ref = fastest(lambda: flat_idx[t].search(queries, k), args.repeats)
+                t_mih, res = fastest(lambda: mih_idx[t].search(queries, k), args.repeats)
+                truth[k] = ref
+                exact = bool((res.ids == ref.ids).all() and (res.distances == ref.distances).all())
+                r = dict(k=k, threads=t, qps_mih=nq / t_mih, qps_flat=nq / t_flat,
+                         speedup_vs_flat=t_flat / t_mih, mean_kth=float(ref.distances[:, -1].mean()),
+                         identical=exact, load=load())
+                row["knn"].append(r)
+                log(f"learned n={n:.0e} k={k:<4d} threads={t}  MIH {r['qps_mih']:8.0f} q/s  flat "
+                    f"{r['qps_flat']:7.0f} q/s  MIH/flat {r['speedup_vs_flat']:5.2f}x  "
+                    f"k-th dist {r['mean_kth']:.1f}  identical={exact}")
+        for radius in args.radii_mih:
+            for t in args.threads:
+                t_flat, ref = fastest(lambda: flat_idx[t].range_search(queries, radius), args.repeats)
+                t_mih, res = fastest(lambda: mih_idx[t].range_search(queries, radius), args.repeats)
+                exact = bool((res.lims == ref.lims).all() and (res.ids == ref.ids).all())
+                r = dict(radius=radius, threads=t, qps_mih=nq / t_mih, qps_flat=nq / t_flat,
+                         speedup_vs_flat=t_flat / t_mih, mean_matches=float(ref.lims[-1] / nq),
+                         identical=exact, load=load())
+                row["range"].append(r)
+                log(f"learned n={n:.0e} r<={radius:<3d} threads={t}  MIH {r['qps_mih']:8.0f} q/s  flat "
+                    f"{r['qps_flat']:7.0f} q/s  MIH/flat {r['speedup_vs_flat']:6.1f}x  "
+                    f"matches/q {r['mean_matches']:.1f}  identical={exact}")
+        row["work_k10"] = mih_work(mih_idx[args.threads[0]], queries[:100],
+                                   truth[10].distances[:100, -1])
+        log(f"learned n={n:.0e} k=10 work per query: {row['work_k10']['probes_per_query']:.0f} probes, "
+            f"{row['work_k10']['entries_per_query']:.0f} entries ({100 * row['work_k10']['entry_fraction']:.2f}% of n)")
+        row["bytes_per_code"] = dict(flat=flat_idx[args.threads[0]].nbytes / n,
+                                     mih=mih_idx[args.threads[0]].nbytes / n)
+        log(f"learned n={n:.0e} bytes/code: flat {row['bytes_per_code']['flat']:.1f}, MIH "
+            f"{row['bytes_per_code']['mih']:.1f} (m = {len(row['mih_substrings'])})")
+        del flat_idx, mih_idx
+        faiss.omp_set_num_threads(1)
+        mh = faiss.IndexBinaryMultiHash(64, 4, 16)
+        mh.add(codes)
+        sub = slice(None, None, 10)  # the 100 distinct held-out queries, one noise draw each
+        for nflip in (0, 1, 2):
+            mh.nflip = nflip
+            for k in args.ks_mih:
+                true_kth = truth[k].distances[sub, -1].astype(np.int64)
+                t_mh, (d, i) = fastest(lambda: mh.search(queries[sub], k), args.repeats)
+                r = dict(nflip=nflip, k=k, qps=len(true_kth) / t_mh, nq=len(true_kth),
+                         recall=tie_aware_recall(d, i, true_kth), load=load())
+                row["multihash"].append(r)
+                log(f"learned n={n:.0e} faiss MultiHash 4x16 nflip={nflip} k={k:<4d} {r['qps']:8.0f} q/s  "
+                    f"recall {r['recall']:.3f}")
+        del mh
+        if n <= args.hnsw_n:
+            faiss.omp_set_num_threads(max(args.threads))
+            hnsw = faiss.IndexBinaryHNSW(64, 16)
+            t_b, _ = fastest(lambda: hnsw.add(codes), 1)
+            row["hnsw_build_s"] = t_b
+            row["hnsw_bytes_per_code"] = faiss.serialize_index_binary(hnsw).nbytes / n
+            faiss.omp_set_num_threads(1)
+            true_kth = truth[10].distances[:, -1].astype(np.int64)
+            for ef in (16, 64, 256):
+                hnsw.hnsw.efSearch = ef
+                t_h, (d, i) = fastest(lambda: hnsw.search(queries, 10), args.repeats)
+                r = dict(efSearch=ef, k=10, qps=nq / t_h, recall=tie_aware_recall(d, i, true_kth),
+                         load=load())
+                row["hnsw"].append(r)
+                log(f"learned n={n:.0e} faiss HNSW M16 ef={ef:<4d} k=10 {r['qps']:8.0f} q/s  "
+                    f"recall {r['recall']:.3f}  (build {t_b:.1f} s)")
+            del hnsw
+        out.append(row)
     return out
 
 
@@ -400,6 +551,10 @@ def main(argv=None):
     ap.add_argument("--flat-n", type=int, default=None, help="codes for flat/range (1M, quick 100k)")
     ap.add_argument("--mih-n", type=int, default=None, help="codes for MIH (10M, quick 1M)")
     ap.add_argument("--hnsw-n", type=int, default=None, help="codes for HNSW (1M, quick 50k)")
+    ap.add_argument("--learned-n", default=None,
+                    help="comma list of replicated ITQ-SIFT sizes (default 1000000,10000000; quick 100000)")
+    ap.add_argument("--noise", type=float, default=0.1,
+                    help="replica noise sd, as a fraction of the mean per-dimension sd of SIFT")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=None, help="output stem (default eval/results/bench_index[_quick])")
     ap.add_argument("--update", action="store_true",
@@ -414,6 +569,8 @@ def main(argv=None):
     args.mih_n = args.mih_n or (1_000_000 if q else 10_000_000)
     args.hnsw_n = args.hnsw_n or (50_000 if q else 1_000_000)
     args.memory_n = 100_000 if q else 1_000_000
+    args.learned_n = ([int(float(v)) for v in args.learned_n.split(",")] if args.learned_n
+                      else [100_000] if q else [1_000_000, 10_000_000])
     args.threads = [int(t) for t in args.threads.split(",")]
     args.flat_bits = [64, 128]
     args.ks_flat = [10, 100]
@@ -440,7 +597,8 @@ def main(argv=None):
                load_start=load())
     results, section_env = {}, {}
     rng = np.random.default_rng(args.seed)
-    funcs = dict(flat=bench_flat, range=bench_range, mih=bench_mih, hnsw=bench_hnsw,
+    funcs = dict(flat=bench_flat, range=bench_range, mih=bench_mih, mih_learned=bench_mih_learned,
+                 hnsw=bench_hnsw,
                  memory=bench_memory, cold=bench_cold)
     t0 = time.perf_counter()
     try:
@@ -457,6 +615,7 @@ def main(argv=None):
     command = "python eval/bench_index.py " + " ".join(sys.argv[1:] if argv is None else argv)
     record = dict(command=command, environment=env,
                   settings=dict(nq=args.nq, flat_n=args.flat_n, mih_n=args.mih_n, hnsw_n=args.hnsw_n,
+                                learned_n=args.learned_n, noise=args.noise,
                                 threads=args.threads, repeats=args.repeats, seed=args.seed),
                   sections=section_env, results=results, table=lines)
     json_path = stem.with_suffix(".json")

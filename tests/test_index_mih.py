@@ -5,7 +5,10 @@ from math import ceil
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from ordhash import persist
 from ordhash.codes import pack_bits
 from ordhash.index import PAD_DISTANCE, PAD_ID, HammingIndex, MultiIndexHashing
 from ordhash.index.mih import default_substrings
@@ -51,6 +54,85 @@ def test_equals_flat_on_clustered_codes(n_bits, n_substrings):
         assert_same_range(flat, mih, queries, radius)
 
 
+def lossy(mih):
+    """Whether the table entries hold only part of the other bits (positions take the rest)."""
+    t = mih.build()._tables
+    n_words = (mih.code_size + 7) // 8
+    return 64 * n_words - int(t["pbits"][0]) < mih.n_bits - int(t["lens"].min())
+
+
+@pytest.mark.parametrize("n_bits,n_substrings", [(64, 8), (128, 16), (120, 40)])
+def test_entries_with_truncated_bits_stay_exact(n_bits, n_substrings):
+    # 3000 codes need 12 position bits, so short substrings leave more bits than an entry
+    # keeps: the stored bits give a lower bound and candidates are checked on the full code
+    # (one word, several words, and a code size that is not a multiple of 8 bytes)
+    rng = np.random.default_rng(n_bits)
+    codes = np.concatenate([clustered_codes(rng, 2000, n_bits, flip=0.1),
+                            pack_bits(rng.integers(0, 2, size=(1000, n_bits)))])
+    flat, mih = pair(n_bits, codes, n_substrings=n_substrings)
+    assert lossy(mih)
+    queries = np.concatenate([codes[::500], clustered_codes(rng, 6, n_bits, flip=0.1)])
+    for k in (1, 10, 100):
+        assert_same_knn(flat, mih, queries, k)
+    for radius in (2, n_bits // 8, n_bits // 4):
+        assert_same_range(flat, mih, queries, radius)
+
+
+@st.composite
+def index_cases(draw):
+    n_bits = draw(st.integers(1, 140))
+    m = draw(st.integers(-(-n_bits // 64), min(n_bits, 12)))
+    n = draw(st.integers(0, 300))
+    n_centres = draw(st.sampled_from([1, 3, 0]))  # 0: uniform codes
+    seed = draw(st.integers(0, 2**31 - 1))
+    return n_bits, m, n, n_centres, seed
+
+
+@given(case=index_cases(), k=st.integers(1, 40), radius_frac=st.floats(0, 0.5))
+@settings(max_examples=40, deadline=None)
+def test_property_equals_flat(case, k, radius_frac):
+    n_bits, m, n, n_centres, seed = case
+    rng = np.random.default_rng(seed)
+    if n_centres:
+        codes = clustered_codes(rng, n + 8, n_bits, n_centres=n_centres, flip=0.05)
+    else:
+        codes = pack_bits(rng.integers(0, 2, size=(n + 8, n_bits)))
+    ids = rng.choice(10 * n + 10, size=n, replace=False)
+    flat, mih = pair(n_bits, codes[:n], ids, n_substrings=m)
+    queries = np.concatenate([codes[: min(n, 3)], codes[n:]])
+    assert_same_knn(flat, mih, queries, k)
+    assert_same_range(flat, mih, queries, int(radius_frac * n_bits))
+
+
+def test_one_and_two_codes():
+    for n in (1, 2):
+        codes = np.array([[0x0F, 0xF0]] * n, dtype=np.uint8)
+        codes[-1, 0] = 0x0E
+        flat, mih = pair(16, codes, n_substrings=2)
+        assert_same_knn(flat, mih, codes, 3)
+        assert_same_range(flat, mih, codes, 16)
+
+
+def test_version_1_file_loads_and_rebuilds_its_tables(tmp_path):
+    rng = np.random.default_rng(7)
+    codes = clustered_codes(rng, 200, 32)
+    ids = np.arange(0, 400, 2, dtype=np.int64)
+    old = {"codes": codes, "ids": ids, "table.tcodes": np.zeros((2, 200), np.uint64),
+           "table.tpos": np.zeros((2, 200), np.int32)}
+    for key in ("starts", "lens", "direct", "doffs", "dbase", "skeys", "soffs", "sbase",
+                "sobase", "snum"):
+        old[f"table.{key}"] = np.zeros(2, np.int64)
+    meta = {"n_bits": 32, "n_substrings": 2, "n_jobs": None, "next_id": 400, "tables": True}
+    path = tmp_path / "v1.ordhash"
+    persist.write_state(path, "ordhash.MultiIndexHashing", meta, old, kind_version=1)
+    mih = MultiIndexHashing.load(path)
+    assert mih._tables is None  # the old layout is dropped and rebuilt on demand
+    flat = HammingIndex(32)
+    flat.add(codes, ids=ids)
+    assert_same_knn(flat, mih, codes[:20], 5)
+    assert_same_range(flat, mih, codes[:20], 3)
+
+
 def test_long_substrings_use_sorted_key_tables():
     # 32-bit substrings are too long for a direct-address table: sorted keys + binary search
     rng = np.random.default_rng(1)
@@ -74,6 +156,29 @@ def test_high_entropy_queries_fall_back_to_a_scan_and_stay_exact():
     for k in (1, 7, 500):
         assert_same_knn(flat, mih, queries, k)
     assert_same_range(flat, mih, queries, 12)
+
+
+@pytest.mark.parametrize("n_jobs", [1, 2])
+def test_expensive_queries_go_to_the_blocked_flat_scan(n_jobs, monkeypatch):
+    # from 65,536 codes on, a query that would examine more than n / 8 bucket entries is
+    # answered by the flat scan instead (here: large k or radius on uniform 32-bit codes),
+    # the others by the tables; both kinds in one call
+    rng = np.random.default_rng(8)
+    codes = pack_bits(rng.integers(0, 2, size=(70_000, 32)))
+    flat, mih = pair(32, codes, n_jobs=n_jobs)
+    handed = []
+    original = mih._flat_scan
+    monkeypatch.setattr(mih, "_flat_scan", lambda qw, idx, *a: (handed.append(idx.size),
+                                                                  original(qw, idx, *a)))
+    queries = np.concatenate([codes[:5], pack_bits(rng.integers(0, 2, size=(60, 32)))])
+    for k in (1, 50):
+        assert_same_knn(flat, mih, queries, k)
+    for radius in (2, 9):
+        assert_same_range(flat, mih, queries, radius)
+    assert handed and min(handed) >= 1  # the expensive k / radius went to the flat scan
+    handed.clear()
+    assert_same_knn(flat, mih, queries, 1)
+    assert not handed  # 1-NN stays on the tables
 
 
 def test_many_exact_duplicates_keep_the_smallest_ids():
@@ -127,7 +232,7 @@ def test_tables_follow_adds_and_removes():
     res = mih.search(queries, 50)
     assert not np.isin(res.ids, np.arange(0, 1200, 3)).any()
     assert mih.build() is mih and mih._tables is not None
-    assert mih.nbytes > mih.ntotal * (6 + 8)
+    assert mih.nbytes >= mih.ntotal * (8 + 6 + mih.build()._tables["lens"].shape[0] * 8)
     np.testing.assert_array_equal(mih.reconstruct([1, 1199]), codes[[1, 1199]])
     mih.reset()
     res = mih.search(queries, 3)

@@ -5,13 +5,18 @@ Codes are cut into ``m`` contiguous substrings; substring ``j`` covers bits
 
 Tables
 ------
-Table ``j`` is a bucket sort of all codes by their substring-``j`` key: ``tpos[j]`` holds the
-positions in bucket order and ``tcodes[j]`` the codes themselves, copied in that order and stored
-word-major (word ``w`` of entry ``t`` at ``w * n + t``). Verifying a bucket is therefore a
-sequential, vectorised scan (the same distance loops as the flat scan) instead of one random
-access per candidate; the next buckets are prefetched while the current one is scanned.
-A key's bucket is found through a direct-address offset array (``direct[j]``, short substrings)
-or a binary search over the sorted distinct keys (long substrings).
+Table ``j`` is a bucket sort of all codes by their substring-``j`` key. Its entries take as
+many 64-bit words as a code (``E``), stored word-major (word ``w`` of entry ``t`` at
+``w * n + t``). An entry holds the code's *position* in its top ``pbits`` bits and, below it,
+the bits of the code that follow substring ``j`` (cyclically: bits ``starts[j] + lens[j]``
+to the end, then from bit 0): all of them when they fit, otherwise the first
+``64 * E - pbits``. The substring-``j`` bits themselves are implied by the bucket. So the
+tables cost ``8 * E`` bytes per code each, and a bucket is verified by a sequential,
+vectorised scan: the query's distance to an entry is the bucket's key distance ``s`` plus the
+popcount of the stored bits, exact when every bit fits and a lower bound otherwise. Entries
+within the bound (few) are verified against the full code, read from the code store.
+A key's bucket is found through a direct-address offset array (``direct[j]``, short
+substrings) or a binary search over the sorted distinct keys (long substrings).
 
 Search
 ------
@@ -28,9 +33,19 @@ step: the visit ``(s, j)`` is the first iff no ``j' < j`` has substring distance
 ``j' > j`` has substring distance ``< s``. This replaces a visited-marker array (no per-thread
 O(n) memory, nothing to reset). Radius search runs the steps up to ``(R // m, R % m)``.
 
-When the probes and the codes in the probed buckets would cost more than verifying every code
-(a probe is counted as ``_PROBE_COST`` codes), the query falls back to one linear scan of table
-0, so a query never costs much more than a flat scan.
+Query blocks
+------------
+A block of queries advances through the steps together. The probes of one step (a bucket of
+one query each) are collected for the whole block and ordered by their place in the table
+(counting sort by key for direct-address tables of up to ``2**_GROUP_KEY_BITS`` buckets, else
+by ``bucket start >> _BIN_SHIFT``), so a bucket probed by several queries is read from memory
+once, and up to four queries scan it in one pass: the multi-index analogue of the query
+blocking of the flat scan. Uniform 64-bit codes at 10M are the hard
+case (the 10th neighbour is at distance ~13: ~1,700 buckets, ~250,000 entries per query).
+
+When the probes and the entries of the probed buckets exceed a limit set by the caller (a
+probe is counted as ``_PROBE_COST`` entries), the query is handed back to be answered by the
+blocked flat scan, so a query never costs much more than a flat scan.
 """
 
 import numpy as np
@@ -40,13 +55,14 @@ from numba.core import cgutils
 from numba.extending import intrinsic
 
 from .popcount import popcount
-from .search import _SUB, PAD_DISTANCE, _u, fill_distances, run_minima
+from .mih_select import emit, finalize_loose
 
-_PIECE = 1024  # codes of a bucket whose distances are computed in one call
-_KEY_BATCH = 256  # keys enumerated and looked up ahead of scanning
-_AHEAD = 4  # buckets prefetched ahead
-_LINES = 32  # cache lines prefetched per bucket (per word row)
-_SMALL = 32  # buckets up to this size are verified inline, without the vectorised scan
+_CHUNK = 32  # entries per bound check (minimum over the chunk, vectorised)
+_PIECE = 4096  # entries of a bucket whose chunk minima are computed in one call
+_BIN_SHIFT = 11  # probes are ordered by bucket start >> _BIN_SHIFT (16 KiB of 1-word entries)
+_GROUP_KEY_BITS = 18  # direct tables up to this key length order their probes by key
+_PAIRS = 1 << 21  # probes collected before they are sorted and verified
+_SURVIVORS = 128  # entries within the bound collected (and prefetched) before verification
 _PROBE_COST = 16  # a key probe costs about as much as verifying this many codes
 _ONES = np.uint64(0xFFFFFFFFFFFFFFFF)
 
@@ -74,19 +90,62 @@ def prefetch(typingctx, arr, idx):
 
 
 @njit(cache=True, nogil=True, inline="always")
+def _u(i):
+    return np.uintp(i)
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _low_mask(length):
+    """Mask of the low ``length`` bits, ``1 <= length <= 64``."""
     return _ONES >> np.uint64(64 - length)
 
 
 @njit(cache=True, nogil=True, boundscheck=False, inline="always", _nrt=False)
 def _sub(xw, start, length):
-    """Bits ``start .. start + length - 1`` of a little-endian word array, as a uint64."""
+    """Bits ``start .. start + length - 1`` (``1 <= length <= 64``) of a little-endian word
+    array with one spare word at the end, as a uint64."""
     w0 = start >> 6
     off = start & 63
     v = xw[w0] >> np.uint64(off)
     if off + length > 64:
         v |= xw[w0 + 1] << np.uint64(64 - off)
     return v & _low_mask(length)
+
+
+@njit(cache=True, nogil=True, boundscheck=False, _nrt=False)
+def _stream(xw, n_bits, start, length, pbits, n_words, out, o):
+    """Entry words of a code (``xw``) for the table of substring ``(start, length)``, without
+    the position: the bits after the substring, cyclically, truncated to ``64 * n_words -
+    pbits`` bits; written to ``out[o .. o + n_words]``."""
+    a = start + length
+    keep = min(n_bits - length, 64 * n_words - pbits)
+    for w in range(n_words):
+        v = np.uint64(0)
+        ell = min(64, keep - 64 * w)
+        if ell > 0:
+            p0 = (a + 64 * w) % n_bits
+            l1 = min(ell, n_bits - p0)
+            v = _sub(xw, p0, l1)
+            if ell > l1:
+                v |= _sub(xw, 0, ell - l1) << np.uint64(l1)
+        out[o + w] = v
+
+
+@njit(cache=True, nogil=True, boundscheck=False, _nrt=False)
+def _load_code(codes, words, aligned, p, xw):
+    """Code ``p`` of the store as zero-padded words in ``xw[:n_words]`` (``xw[n_words] = 0``)."""
+    nw = xw.shape[0] - 1
+    if aligned:
+        for w in range(nw):
+            xw[w] = words[p * nw + w]
+    else:
+        cs = codes.shape[1]
+        for w in range(nw):
+            v = np.uint64(0)
+            for b in range(8 * w, min(cs, 8 * w + 8)):
+                v |= np.uint64(codes[p, b]) << np.uint64(8 * (b - 8 * w))
+            xw[w] = v
+    xw[nw] = 0
 
 
 # --------------------------------------------------------------------------------- building
@@ -114,134 +173,39 @@ def extract_keys(codes, start, length):
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
-def counting_sort(keys, n_buckets):
-    """Stable bucket sort: ``offsets`` (n_buckets + 1) and ``perm`` with keys[perm] sorted."""
+def counting_sort(keys, n_buckets, offsets):
+    """Stable bucket sort: fills ``offsets`` (n_buckets + 1); returns ``perm`` with keys[perm]
+    sorted."""
     n = keys.shape[0]
-    offsets = np.zeros(n_buckets + 1, np.int64)
+    offsets[:] = 0
     for i in range(n):
         offsets[keys[i] + 1] += 1
     for b in range(n_buckets):
         offsets[b + 1] += offsets[b]
-    fill = offsets[:-1].copy()
+    fill = offsets[:-1].astype(np.int64)
     perm = np.empty(n, np.int64)
     for i in range(n):
         key = keys[i]
         perm[fill[key]] = i
         fill[key] += 1
-    return offsets, perm
+    return perm
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
-def gather_word_major(codes, words, aligned, perm, out):
-    """``out[w * n + t]`` = word ``w`` (zero-padded) of code ``perm[t]``."""
+def fill_entries(codes, words, aligned, perm, start, length, n_bits, pbits, out):
+    """Table entries (word-major, ``out[w * n + t]``) of the codes ``perm`` in bucket order."""
     n = perm.shape[0]
     nw = out.shape[0] // n if n else 0
-    cs = codes.shape[1]
+    xw = np.empty(nw + 1, np.uint64)
+    tmp = np.empty(nw, np.uint64)
+    shift = np.uint64(64 - pbits)
     for t in range(n):
         p = perm[t]
+        _load_code(codes, words, aligned, p, xw)
+        _stream(xw, n_bits, start, length, pbits, nw, tmp, 0)
+        tmp[nw - 1] |= np.uint64(p) << shift
         for w in range(nw):
-            if aligned:
-                v = words[p * nw + w]
-            else:
-                v = np.uint64(0)
-                for b in range(8 * w, min(cs, 8 * w + 8)):
-                    v |= np.uint64(codes[p, b]) << np.uint64(8 * (b - 8 * w))
-            out[w * n + t] = v
-
-
-# --------------------------------------------------------------------------------- selection
-
-
-@njit(cache=True, nogil=True, boundscheck=False, _nrt=False)
-def _sift_down(sel_d, sel_p, root, end):
-    while True:
-        child = 2 * root + 1
-        if child >= end:
-            return
-        if child + 1 < end and (sel_d[child + 1] > sel_d[child] or (
-                sel_d[child + 1] == sel_d[child] and sel_p[child + 1] > sel_p[child])):
-            child += 1
-        if sel_d[root] > sel_d[child] or (sel_d[root] == sel_d[child] and sel_p[root] >= sel_p[child]):
-            return
-        sel_d[root], sel_d[child] = sel_d[child], sel_d[root]
-        sel_p[root], sel_p[child] = sel_p[child], sel_p[root]
-        root = child
-
-
-@njit(cache=True, nogil=True, boundscheck=False, _nrt=False)
-def _heapsort_pairs(sel_d, sel_p, m):
-    """Sort the first ``m`` (distance, position) pairs in place (heapsort, no allocation)."""
-    for root in range(m // 2 - 1, -1, -1):
-        _sift_down(sel_d, sel_p, root, m)
-    for end in range(m - 1, 0, -1):
-        sel_d[0], sel_d[end] = sel_d[end], sel_d[0]
-        sel_p[0], sel_p[end] = sel_p[end], sel_p[0]
-        _sift_down(sel_d, sel_p, 0, end)
-
-
-@njit(cache=True, nogil=True, boundscheck=False, _nrt=False)
-def _keep_loose(d, p, k, sel_d, sel_p, hist, state):
-    """Keep candidate ``(d, p)`` (``d <= bound``, any arrival order); lower the bound.
-
-    ``state`` = [n_buffered, n_counted, bound, n_range_matches].
-    """
-    cap = sel_d.shape[0]
-    if state[0] == cap:
-        bound = state[2]
-        m = 0
-        for t in range(cap):
-            if sel_d[t] <= bound:
-                sel_d[m] = sel_d[t]
-                sel_p[m] = sel_p[t]
-                m += 1
-        if m > cap - k - 16:  # many ties at the bound: keep the k best by (distance, position)
-            _heapsort_pairs(sel_d, sel_p, m)
-            m = k
-        state[0] = m
-    m = state[0]
-    sel_d[m] = d
-    sel_p[m] = p
-    state[0] = m + 1
-    hist[d] += 1
-    state[1] += 1
-    if state[1] >= k:
-        b = state[2]
-        while state[1] - hist[b] >= k:
-            state[1] -= hist[b]
-            hist[b] = 0
-            b -= 1
-        state[2] = b
-
-
-@njit(cache=True, nogil=True, boundscheck=False)
-def _finalize_loose(k, sel_d, sel_p, state, out_d, out_p):
-    bound = state[2]
-    keys = np.empty(state[0], np.int64)
-    c = 0
-    for t in range(state[0]):
-        if sel_d[t] <= bound:
-            keys[c] = (np.int64(sel_d[t]) << 40) | sel_p[t]
-            c += 1
-    keys = np.sort(keys[:c])
-    low = (np.int64(1) << 40) - 1
-    for t in range(min(k, c)):
-        out_d[t] = np.int32(keys[t] >> 40)
-        out_p[t] = keys[t] & low
-    for t in range(min(k, c), k):
-        out_d[t] = PAD_DISTANCE
-        out_p[t] = -1
-
-
-@njit(cache=True, nogil=True, boundscheck=False, _nrt=False)
-def _emit(d, p, k, sel_d, sel_p, hist, state, out_d, out_p, at, cap):
-    if k > 0:
-        _keep_loose(d, p, k, sel_d, sel_p, hist, state)
-    else:
-        c = state[3]
-        if c < cap:
-            out_d[at + c] = d
-            out_p[at + c] = p
-        state[3] = c + 1
+            out[w * n + t] = tmp[w]
 
 
 @njit(cache=True, nogil=True, boundscheck=False, _nrt=False)
@@ -261,7 +225,7 @@ def _first_visit(xw, starts, lens, j, s):
 def _lookup(j, key, direct, doffs, dbase, skeys, soffs, sbase, sobase, snum):
     if direct[j]:
         o = dbase[j] + np.int64(key)
-        return doffs[o], doffs[o + 1]
+        return np.int64(doffs[o]), np.int64(doffs[o + 1])
     lo = sbase[j]
     hi = lo + snum[j]
     while lo < hi:
@@ -272,124 +236,203 @@ def _lookup(j, key, direct, doffs, dbase, skeys, soffs, sbase, sobase, snum):
             hi = mid
     if lo < sbase[j] + snum[j] and skeys[lo] == key:
         o = sobase[j] + (lo - sbase[j])
-        return soffs[o], soffs[o + 1]
-    return 0, 0
+        return np.int64(soffs[o]), np.int64(soffs[o + 1])
+    return np.int64(0), np.int64(0)
 
 
 @njit(cache=True, nogil=True, boundscheck=False, _nrt=False)
-def _scan_range(qwords, i, tj, pj, n, lo, hi, j, s, starts, lens, k, radius, dbuf, cmin, xw,
-                sel_d, sel_p, hist, state, out_d, out_p, at, cap):
-    """Verify entries ``lo .. hi`` of table ``j`` (``j < 0``: no first-visit rule)."""
-    nw = qwords.shape[1]
-    for s0 in range(lo, hi, _PIECE):
-        nn = min(_PIECE, hi - s0)
-        nc, stored = run_minima(qwords, i, tj, n, s0, nn, dbuf, cmin)
-        for c in range(nc):
-            if cmin[c] > (state[2] if k > 0 else radius):
+def _min1(tj, q, lm, lo, n):
+    """Minimum of ``popcount((entry ^ q) & lm)`` over entries ``lo .. lo + n`` (1-word)."""
+    s0 = _u(lo)
+    mn = np.uint64(255)
+    for t in range(n):
+        mn = min(mn, popcount((tj[s0 + _u(t)] ^ q) & lm))
+    return np.int64(mn)
+
+
+@njit(cache=True, nogil=True, boundscheck=False, _nrt=False)
+def _chunk_min1(tj, q, lm, lo, n, cmin):
+    """Minimum of ``popcount((entry ^ q) & lm)`` over every ``_CHUNK`` entries (1-word)."""
+    for c in range((n + _CHUNK - 1) // _CHUNK):
+        s0 = _u(lo + c * _CHUNK)
+        mn = np.uint64(255)
+        for t in range(min(_CHUNK, n - c * _CHUNK)):
+            mn = min(mn, popcount((tj[s0 + _u(t)] ^ q) & lm))
+        cmin[c] = mn
+
+
+@njit(cache=True, nogil=True, boundscheck=False, _nrt=False)
+def _entry_dist(tj, qrem, qo, lm, n, nw, t):
+    d = np.int64(0)
+    for w in range(nw - 1):
+        d += np.int64(popcount(tj[w * n + t] ^ qrem[qo + w]))
+    return d + np.int64(popcount((tj[(nw - 1) * n + t] ^ qrem[qo + nw - 1]) & lm))
+
+
+@njit(cache=True, nogil=True, boundscheck=False, _nrt=False)
+def _verify(qwords, i0, codes, words, aligned, starts, lens, j, s, k, radius, vq, vp, nv,
+            xw, sel_d, sel_p, hist, st, base, capacity, out_d, out_p):
+    """Full distance (and first-visit rule) of the ``nv`` collected entries ``(vq, vp)``."""
+    nw = xw.shape[0] - 1
+    for v in range(nv):
+        b = vq[v]
+        p = vp[v]
+        _load_code(codes, words, aligned, p, xw)
+        d = np.int64(0)
+        for w in range(nw):
+            x = qwords[i0 + b, w] ^ xw[w]
+            xw[w] = x
+            d += np.int64(popcount(x))
+        if d <= (st[b, 2] if k > 0 else radius):
+            if j < 0 or _first_visit(xw, starts, lens, j, s):
+                emit(np.int32(d), p, k, b, sel_d, sel_p, hist, st, out_d, out_p,
+                      base[i0 + b], capacity[i0 + b])
+
+
+@njit(cache=True, nogil=True, boundscheck=False, _nrt=False)
+def _min4(tj, q0, q1, q2, q3, lm, lo, n):
+    """:func:`_min1` for four queries in one pass over the entries."""
+    s0 = _u(lo)
+    m0 = m1 = m2 = m3 = np.uint64(255)
+    for t in range(n):
+        x = tj[s0 + _u(t)] & lm
+        m0 = min(m0, popcount(x ^ q0))
+        m1 = min(m1, popcount(x ^ q1))
+        m2 = min(m2, popcount(x ^ q2))
+        m3 = min(m3, popcount(x ^ q3))
+    return np.int64(m0), np.int64(m1), np.int64(m2), np.int64(m3)
+
+
+@njit(cache=True, nogil=True, boundscheck=False, _nrt=False)
+def _scan_bucket1(qwords, i0, codes, words, aligned, tj, b, q, lo, cnt, checked, pbits, starts,
+                  lens, j, s, k, radius, vq, vp, nv, cmin, xw, sel_d, sel_p, hist, st, base,
+                  capacity, out_d, out_p):
+    """Entries ``lo .. lo + cnt`` (1-word) of a bucket for query row ``b``; ``checked``: the
+    caller already knows that the bucket's minimum is within the bound."""
+    lm = _low_mask(64 - pbits)
+    shift = np.uint64(64 - pbits)
+    for p0 in range(lo, lo + cnt, _PIECE):
+        pc = min(_PIECE, lo + cnt - p0)
+        thr = (st[b, 2] if k > 0 else radius) - s
+        if not checked and _min1(tj, q, lm, p0, pc) > thr:  # usual case: nothing within
+            continue
+        _chunk_min1(tj, q, lm, p0, pc, cmin)
+        for c in range((pc + _CHUNK - 1) // _CHUNK):
+            if np.int64(cmin[c]) > thr:
                 continue
-            c1 = min(nn, (c + 1) * _SUB)
-            if not stored:
-                fill_distances(qwords, i, tj, n, s0 + c * _SUB, c1 - c * _SUB, dbuf, c * _SUB)
-            for u in range(c * _SUB, c1):
-                d = dbuf[u]
-                if d > (state[2] if k > 0 else radius):
-                    continue
-                t = s0 + u
-                if j >= 0:
-                    for w in range(nw):
-                        xw[w] = qwords[i, w] ^ tj[_u(w * n + t)]
-                    if not _first_visit(xw, starts, lens, j, s):
-                        continue
-                _emit(d, pj[t], k, sel_d, sel_p, hist, state, out_d, out_p, at, cap)
+            for t in range(p0 + c * _CHUNK, p0 + min(pc, (c + 1) * _CHUNK)):
+                x = tj[t]
+                if np.int64(popcount((x ^ q) & lm)) <= thr:
+                    p = np.int64(x >> shift)
+                    if aligned:
+                        prefetch(words, p)
+                    vq[nv] = b
+                    vp[nv] = p
+                    nv += 1
+                    if nv == vq.shape[0]:
+                        _verify(qwords, i0, codes, words, aligned, starts, lens, j, s, k,
+                                radius, vq, vp, nv, xw, sel_d, sel_p, hist, st, base,
+                                capacity, out_d, out_p)
+                        nv = 0
+    return nv
 
 
 @njit(cache=True, nogil=True, boundscheck=False, _nrt=False)
-def _mih_query(qwords, i, tcodes, tpos, starts, lens, direct, doffs, dbase, skeys, soffs,
-               sbase, sobase, snum, binom, k, radius, n_bits, sel_d, sel_p, hist, state,
-               out_d, out_p, at, cap, dbuf, cmin, xw, qsub, keys, los, his):
-    """One query: k-NN when ``k > 0`` (selection state), else all codes within ``radius``."""
+def _run_pairs(qwords, i0, codes, words, aligned, tj, n, pbits, starts, lens, j, s, k, radius,
+               pq, plo, pn, npairs, qrem, vq, vp, nv, cmin, xw, sel_d, sel_p, hist, st,
+               base, capacity, out_d, out_p):
+    """Scan the probed buckets ``(pq, plo, pn)[:npairs]`` of table ``j`` at step ``s``;
+    entries within the bound are collected in ``vq/vp`` (``nv`` so far) and verified in
+    batches. Consecutive probes of one bucket by several queries are scanned together (up to
+    four per pass). Returns the number still collected."""
+    nw = xw.shape[0] - 1
     m = starts.shape[0]
-    n = tpos.shape[1]
-    nw = qwords.shape[1]
-    for w in range(nw):
-        xw[w] = qwords[i, w]
-    for j in range(m):
-        qsub[j] = _sub(xw, starts[j], lens[j])
-    max_len = 0
-    for j in range(m):
-        max_len = max(max_len, lens[j])
-    examined = 0
-    for s in range(max_len + 1):
-        for j in range(m):
-            L = lens[j]
-            if s <= L:
-                tj = tcodes[j]
-                pj = tpos[j]
-                nmask = binom[L, s]
-                mask = np.uint64(0) if s == 0 else _low_mask(s)
-                for b0 in range(0, nmask, _KEY_BATCH):
-                    nk = min(_KEY_BATCH, nmask - b0)
-                    for it in range(nk):
-                        keys[it] = qsub[j] ^ mask
-                        if s > 0:  # next mask with s bits set (Gosper)
-                            c = mask & (~mask + np.uint64(1))
-                            r = mask + c
-                            mask = (((r ^ mask) >> np.uint64(2)) >> popcount(c - np.uint64(1))) | r
-                    for it in range(nk):
-                        lo, hi = _lookup(j, keys[it], direct, doffs, dbase, skeys, soffs,
-                                         sbase, sobase, snum)
-                        los[it] = lo
-                        his[it] = hi
-                        examined += hi - lo + _PROBE_COST
-                    if examined > n:  # cheaper to verify every code once
-                        state[0] = 0
-                        state[1] = 0
-                        state[2] = n_bits
-                        state[3] = 0
-                        hist[:] = 0
-                        zero = np.int64(0)
-                        _scan_range(qwords, i, tcodes[0], tpos[0], n, zero, np.int64(n),
-                                    np.int64(-1), zero, starts, lens, k, radius, dbuf, cmin, xw,
-                                    sel_d, sel_p, hist, state, out_d, out_p, at, cap)
-                        return
-                    for it in range(nk):
-                        if it + _AHEAD < nk:
-                            plo = los[it + _AHEAD]
-                            phi = min(his[it + _AHEAD], plo + 8 * _LINES)
-                            for w in range(nw):
-                                for pp in range(w * n + plo, w * n + phi, 8):
-                                    prefetch(tj, pp)
-                        lo = los[it]
-                        hi = his[it]
-                        if hi - lo > _SMALL:
-                            _scan_range(qwords, i, tj, pj, n, lo, hi, np.int64(j), np.int64(s),
-                                        starts, lens, k, radius, dbuf, cmin, xw, sel_d, sel_p,
-                                        hist, state, out_d, out_p, at, cap)
-                            continue
-                        for t in range(lo, hi):  # small bucket: plain loop, no call
-                            d = 0
-                            for w in range(nw):
-                                x = qwords[i, w] ^ tj[_u(w * n + t)]
-                                xw[w] = x
-                                d += popcount(x)
-                            if d <= (state[2] if k > 0 else radius):
-                                if _first_visit(xw, starts, lens, j, s):
-                                    _emit(np.int32(d), pj[t], k, sel_d, sel_p, hist, state,
-                                          out_d, out_p, at, cap)
-            if k > 0:
-                if state[1] >= k and state[2] <= s * m + j:
-                    return
-            elif s * m + j >= radius:
-                return
+    lm = _low_mask(64 - pbits)
+    shift = np.uint64(64 - pbits)
+    last = (nw - 1) * n
+    e = 0
+    while e < npairs:
+        lo = plo[e]
+        cnt = np.int64(pn[e])
+        if nw == 1:
+            g = 1
+            if cnt <= _PIECE:
+                while g < 4 and e + g < npairs and plo[e + g] == lo:
+                    g += 1
+            if g == 1:
+                b = pq[e]
+                if (st[b, 2] if k > 0 else radius) - s >= 0:
+                    nv = _scan_bucket1(qwords, i0, codes, words, aligned, tj, b, qrem[b * m + j],
+                                       lo, cnt, False, pbits, starts, lens, j, s, k, radius, vq,
+                                       vp, nv, cmin, xw, sel_d, sel_p, hist, st, base, capacity,
+                                       out_d, out_p)
+            else:
+                q0 = qrem[pq[e] * m + j]
+                q1 = qrem[pq[e + 1] * m + j]
+                q2 = qrem[pq[e + min(2, g - 1)] * m + j]
+                q3 = qrem[pq[e + min(3, g - 1)] * m + j]
+                m0, m1, m2, m3 = _min4(tj, q0, q1, q2, q3, lm, lo, cnt)
+                for u in range(g):
+                    b = pq[e + u]
+                    mu = m0 if u == 0 else (m1 if u == 1 else (m2 if u == 2 else m3))
+                    if mu <= (st[b, 2] if k > 0 else radius) - s:
+                        nv = _scan_bucket1(qwords, i0, codes, words, aligned, tj, b,
+                                           qrem[b * m + j], lo, cnt, True, pbits, starts, lens,
+                                           j, s, k, radius, vq, vp, nv, cmin, xw, sel_d, sel_p,
+                                           hist, st, base, capacity, out_d, out_p)
+            e += g
+            continue
+        b = pq[e]
+        e += 1
+        thr = (st[b, 2] if k > 0 else radius) - s
+        if thr < 0:
+            continue
+        qo = (b * m + j) * nw
+        for t in range(lo, lo + cnt):
+            if _entry_dist(tj, qrem, qo, lm, n, nw, t) <= thr:
+                p = np.int64(tj[last + t] >> shift)
+                if aligned:
+                    prefetch(words, p * nw)
+                vq[nv] = b
+                vp[nv] = p
+                nv += 1
+                if nv == vq.shape[0]:
+                    _verify(qwords, i0, codes, words, aligned, starts, lens, j, s, k,
+                            radius, vq, vp, nv, xw, sel_d, sel_p, hist, st, base,
+                            capacity, out_d, out_p)
+                    nv = 0
+    return nv
+
+
+@njit(cache=True, nogil=True, boundscheck=False, _nrt=False)
+def _sort_pairs(pq, plo, pn, pg, npairs, n_bins, bins, sq, slo, sn):
+    """Order the probes by group ``pg`` (counting sort; groups follow the table order)."""
+    for c in range(n_bins + 1):
+        bins[c] = 0
+    for e in range(npairs):
+        bins[pg[e] + 1] += 1
+    for c in range(n_bins):
+        bins[c + 1] += bins[c]
+    for e in range(npairs):
+        c = pg[e]
+        at = bins[c]
+        bins[c] = at + 1
+        sq[at] = pq[e]
+        slo[at] = plo[e]
+        sn[at] = pn[e]
 
 
 @njit(cache=True, nogil=True, boundscheck=False)
-def mih_queries(i0, i1, qwords, tcodes, tpos, starts, lens, direct, doffs, dbase, skeys, soffs,
-                sbase, sobase, snum, binom, k, radius, n_bits, base, capacity, out_d, out_p,
-                knn_d, knn_p, counts):
-    """Queries ``i0 .. i1``: exact k-NN when ``k > 0``, else radius search (one kernel for both).
+def mih_block(i0, i1, qwords, codes, words, aligned, tent, pbits, starts, lens, direct, doffs,
+              dbase, skeys, soffs, sbase, sobase, snum, binom, k, radius, n_bits, limit, base,
+              capacity, out_d, out_p, knn_d, knn_p, counts, fell):
+    """Queries ``i0 .. i1`` as one block: exact k-NN when ``k > 0``, else radius search.
 
-    Queries write disjoint outputs, so callers run ranges of queries on several threads (the
+    A query whose probes and bucket entries would exceed ``limit`` (a probe counts as
+    ``_PROBE_COST`` entries) is abandoned with ``fell[i] = 1``: the caller answers it with a
+    flat scan, and its outputs here are meaningless.
+
+    Blocks write disjoint outputs, so callers run several blocks on several threads (the
     kernel releases the GIL). k-NN (``k <= n``) writes rows sorted by (distance, position) to
     ``knn_d`` / ``knn_p`` (n_queries, k). Radius search follows the protocol of
     :func:`ordhash._kernels.search.flat_units`: query ``i`` writes at most ``capacity[i]``
@@ -397,25 +440,112 @@ def mih_queries(i0, i1, qwords, tcodes, tpos, starts, lens, direct, doffs, dbase
     """
     m = starts.shape[0]
     nw = qwords.shape[1]
-    cap_sel = 3 * k + 32 if k > 0 else 0
-    sel_d = np.empty(cap_sel, np.int32)
-    sel_p = np.empty(cap_sel, np.int64)
-    hist = np.zeros(n_bits + 1, np.int64)
-    state = np.zeros(4, np.int64)
-    dbuf = np.empty(_PIECE, np.int32)
-    cmin = np.empty(_PIECE // _SUB + 1, np.int32)
+    n = tent.shape[1] // nw
+    nb = i1 - i0
+    cap_sel = 3 * k + 32 if k > 0 else 1
+    sel_d = np.empty((nb, cap_sel), np.int32)
+    sel_p = np.empty((nb, cap_sel), np.int64)
+    hist = np.zeros((nb, n_bits + 1), np.int64)
+    st = np.zeros((nb, 4), np.int64)
+    st[:, 2] = n_bits
     xw = np.empty(nw + 1, np.uint64)
-    qsub = np.empty(m, np.uint64)
-    keys = np.empty(_KEY_BATCH, np.uint64)
-    los = np.empty(_KEY_BATCH, np.int64)
-    his = np.empty(_KEY_BATCH, np.int64)
-    for i in range(i0, i1):
-        hist[:] = 0
-        state[:] = 0
-        state[2] = n_bits
-        _mih_query(qwords, i, tcodes, tpos, starts, lens, direct, doffs, dbase, skeys, soffs,
-                   sbase, sobase, snum, binom, k, radius, n_bits, sel_d, sel_p, hist, state,
-                   out_d, out_p, base[i], capacity[i], dbuf, cmin, xw, qsub, keys, los, his)
-        counts[i] = state[3]
+    qsub = np.empty((nb, m), np.uint64)
+    qrem = np.empty(nb * m * nw, np.uint64)
+    for b in range(nb):
+        for w in range(nw):
+            xw[w] = qwords[i0 + b, w]
+        xw[nw] = 0
+        for j in range(m):
+            qsub[b, j] = _sub(xw, starts[j], lens[j])
+            _stream(xw, n_bits, starts[j], lens[j], pbits, nw, qrem, (b * m + j) * nw)
+    active = np.ones(nb, np.bool_)
+    n_active = nb
+    examined = np.zeros(nb, np.int64)
+    pcap = min(_PAIRS, max(4096, 2048 * nb))
+    pq = np.empty(pcap, np.int32)
+    plo = np.empty(pcap, np.int64)
+    pn = np.empty(pcap, np.int32)
+    sq = np.empty(pcap, np.int32)
+    slo = np.empty(pcap, np.int64)
+    sn = np.empty(pcap, np.int32)
+    n_bins = (n >> _BIN_SHIFT) + 1
+    n_groups = n_bins
+    for j in range(m):
+        if direct[j] and lens[j] <= _GROUP_KEY_BITS:
+            n_groups = max(n_groups, np.int64(1) << lens[j])
+    bins = np.zeros(n_groups + 1, np.int64)
+    pg = np.empty(pcap, np.int64)
+    vq = np.empty(_SURVIVORS, np.int32)
+    vp = np.empty(_SURVIVORS, np.int64)
+    cmin = np.empty(_PIECE // _CHUNK + 1, np.uint64)
+    max_len = 0
+    for j in range(m):
+        max_len = max(max_len, lens[j])
+    for s in range(max_len + 1):
+        for j in range(m):
+            L = lens[j]
+            if s <= L and n_active > 0:
+                tj = tent[j]
+                nmask = binom[L, s]
+                by_key = direct[j] and L <= _GROUP_KEY_BITS  # group probes by key: exact
+                ng = (np.int64(1) << L) if by_key else n_bins
+                npairs = 0
+                nv = 0
+                for b in range(nb):
+                    if not active[b]:
+                        continue
+                    qstart = npairs
+                    mask = np.uint64(0) if s == 0 else _low_mask(s)
+                    for it in range(nmask):
+                        key = qsub[b, j] ^ mask
+                        lo, hi = _lookup(j, key, direct, doffs, dbase, skeys, soffs, sbase,
+                                         sobase, snum)
+                        examined[b] += hi - lo + _PROBE_COST
+                        if examined[b] > limit:  # a flat scan is cheaper: the caller runs it
+                            npairs = qstart  # drop this query's probes of the step
+                            fell[i0 + b] = 1
+                            active[b] = False
+                            n_active -= 1
+                            break
+                        if hi > lo:
+                            if npairs == pcap:  # verify what is collected (table order)
+                                _sort_pairs(pq, plo, pn, pg, npairs, ng, bins, sq, slo, sn)
+                                nv = _run_pairs(qwords, i0, codes, words, aligned, tj, n, pbits,
+                                                starts, lens, j, s, k, radius, sq, slo, sn,
+                                                npairs, qrem, vq, vp, nv, cmin, xw, sel_d,
+                                                sel_p, hist, st, base, capacity, out_d, out_p)
+                                npairs = 0
+                                qstart = 0
+                            pq[npairs] = b
+                            plo[npairs] = lo
+                            pn[npairs] = hi - lo
+                            pg[npairs] = np.int64(key) if by_key else lo >> _BIN_SHIFT
+                            npairs += 1
+                        if s > 0:  # next mask with s bits set (Gosper)
+                            c = mask & (~mask + np.uint64(1))
+                            r = mask + c
+                            mask = (((r ^ mask) >> np.uint64(2)) >> popcount(c - np.uint64(1))) | r
+                if npairs > 0:
+                    _sort_pairs(pq, plo, pn, pg, npairs, ng, bins, sq, slo, sn)
+                    nv = _run_pairs(qwords, i0, codes, words, aligned, tj, n, pbits, starts,
+                                    lens, j, s, k, radius, sq, slo, sn, npairs, qrem, vq, vp, nv,
+                                    cmin, xw, sel_d, sel_p, hist, st, base, capacity, out_d,
+                                    out_p)
+                _verify(qwords, i0, codes, words, aligned, starts, lens, j, s, k, radius, vq,
+                        vp, nv, xw, sel_d, sel_p, hist, st, base, capacity, out_d, out_p)
+            for b in range(nb):
+                if active[b]:
+                    if k > 0:
+                        if st[b, 1] >= k and st[b, 2] <= s * m + j:
+                            active[b] = False
+                            n_active -= 1
+                    elif s * m + j >= radius:
+                        active[b] = False
+                        n_active -= 1
+        if n_active == 0:
+            break
+    for b in range(nb):
+        counts[i0 + b] = st[b, 3]
         if k > 0:
-            _finalize_loose(k, sel_d, sel_p, state, knn_d[i], knn_p[i])
+            finalize_loose(k, sel_d[b], sel_p[b], st[b, 0], st[b, 2], knn_d[i0 + b],
+                            knn_p[i0 + b])

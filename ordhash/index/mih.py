@@ -36,8 +36,16 @@ __all__ = ["MultiIndexHashing"]
 _BINOM = np.array([[comb(n, s) for s in range(65)] for n in range(65)], dtype=np.int64)
 _NO_D = np.empty(0, np.int32)
 _NO_P = np.empty(0, np.int64)
-_TABLE_KEYS = {"tcodes", "tpos", "starts", "lens", "direct", "doffs", "dbase", "skeys", "soffs",
+_TABLE_KEYS = {"tent", "pbits", "starts", "lens", "direct", "doffs", "dbase", "skeys", "soffs",
                "sbase", "sobase", "snum"}
+_OLD_TABLE_KEYS = {"tcodes", "tpos", "starts", "lens", "direct", "doffs", "dbase", "skeys",
+                   "soffs", "sbase", "sobase", "snum"}  # kind version 1: rebuilt on load
+_BLOCK = 1024  # queries per kernel call (they advance through the probe steps together)
+# A query is handed to the blocked flat scan once its probes and bucket entries exceed
+# n / _FLAT_SPEEDUP (a bucket entry costs several codes of the flat scan); indexes of fewer
+# than _FALLBACK_MIN_N codes allow n (their tables sit in cache, the flat scan gains less).
+_FLAT_SPEEDUP = 8
+_FALLBACK_MIN_N = 1 << 16
 _BUCKET_LOG2 = 7  # default substrings leave ~2**7 codes per bucket (see default_substrings)
 
 
@@ -46,11 +54,12 @@ def default_substrings(n_bits, n_codes):
 
     The paper's rule (Norouzi et al.) is ``m ≈ n_bits / log2(n)``: substrings of about
     ``log2(n)`` bits, i.e. about one code per bucket, because each candidate costs a random
-    access. Here buckets store the codes themselves and are verified by a sequential
-    vectorised scan, so fewer, larger buckets are cheaper: substrings of ``log2(n) - 7`` bits
-    (about 128 codes per bucket, at least 8 bits). On 10M uniform 64-bit codes (10-NN, one
-    thread, ``eval/bench_index.py``) the paper's m = 3 gives 845 queries/s, this rule's m = 4
-    2,280 and m = 5 2,040.
+    access. Here buckets hold the code bits themselves and are verified by a sequential
+    vectorised scan shared by a block of queries, so fewer, larger buckets are cheaper:
+    substrings of ``log2(n) - 7`` bits (about 128 codes per bucket, at least 8 bits). On 10M
+    uniform 64-bit codes (10-NN, one thread, ``eval/bench_index.py`` on a busy machine) the
+    paper's m = 3 gave 298 queries/s, this rule's m = 4 2,281 and m = 5 1,112; on 1M codes
+    m = 4 and 5 are about equally fast (m = 4 uses 7 bytes per code less).
 
     Examples
     --------
@@ -63,7 +72,7 @@ def default_substrings(n_bits, n_codes):
     return int(min(max(m, ceil(n_bits / 64), 1), n_bits))
 
 
-@persist.register("ordhash.MultiIndexHashing")
+@persist.register("ordhash.MultiIndexHashing", version=2)
 class MultiIndexHashing:
     """Exact k-NN and radius search with multi-index hashing (Norouzi, Punjani & Fleet).
 
@@ -86,13 +95,18 @@ class MultiIndexHashing:
 
     Notes
     -----
-    Memory: every table stores the codes (word-padded) and their int32 positions in bucket
-    order, so the index uses about ``m * (8 * ceil(code_size / 8) + 4)`` bytes per code on top
-    of the codes and ids; this makes verification sequential instead of random access.
-    The tables are built on the first search after :meth:`add` or :meth:`remove` (``O(n)``,
-    or call :meth:`build`). Multi-index hashing pays off when the answer lies at a small
-    radius relative to the code length (many codes, or clustered codes); on high-entropy codes
-    at a large radius a query falls back to one linear scan.
+    Memory: every table holds, in bucket order, one entry as large as a word-padded code: the
+    code's position and as many of its other bits as fit (all of them when ``n`` is small
+    enough). The index therefore uses ``m * 8 * ceil(code_size / 8)`` bytes per code plus the
+    bucket offsets on top of the codes and ids, e.g. 48.1 bytes per code for 10M 64-bit codes
+    with m = 4. Entries are verified by sequential scans; the few whose stored bits are within
+    the bound are checked against the full code. Queries are searched in blocks that probe
+    the tables together, so a bucket probed by several queries is read once (large batches of
+    queries are faster per query than single queries). The tables are built on the first
+    search after :meth:`add` or :meth:`remove` (``O(n)``, or call :meth:`build`). Multi-index
+    hashing pays off when the answer lies at a small radius relative to the code length (many
+    codes, or clustered codes); on high-entropy codes at a large radius a query falls back to
+    one linear scan.
 
     Examples
     --------
@@ -154,10 +168,8 @@ class MultiIndexHashing:
 
     @property
     def ids(self):
-        """Stored ids in increasing order (read-only view)."""
-        view = self._store.ids.view()
-        view.flags.writeable = False
-        return view
+        """Stored ids in increasing order (a copy: later ``add``/``remove`` do not change it)."""
+        return self._store.ids.copy()
 
     @property
     def nbytes(self):
@@ -221,9 +233,9 @@ class MultiIndexHashing:
         nw = (self.code_size + 7) // 8
         aligned = self.code_size % 8 == 0
         words = codes.reshape(-1).view(np.uint64) if aligned else np.empty(0, np.uint64)
-        pos_dtype = np.int32 if n < 2**31 - 1 else np.int64
-        tcodes = np.empty((m, nw * n), dtype=np.uint64)
-        tpos = np.empty((m, n), dtype=pos_dtype)
+        pbits = max(1, int(n - 1).bit_length())
+        off_dtype = np.int32 if n < 2**31 - 1 else np.int64
+        tent = np.empty((m, nw * n), dtype=np.uint64)
         direct = np.zeros(m, dtype=np.bool_)
         found = [None] * m
 
@@ -232,14 +244,15 @@ class MultiIndexHashing:
                 L = int(lens[j])
                 keys = _mk.extract_keys(codes, int(starts[j]), L)
                 if L <= 30 and 2**L <= 4 * n + 65536:
-                    offsets, perm = _mk.counting_sort(keys, 2**L)
+                    offsets = np.empty(2**L + 1, off_dtype)
+                    perm = _mk.counting_sort(keys, 2**L, offsets)
                     found[j] = (offsets, None, None)
                 else:
                     perm = np.argsort(keys, kind="stable")
                     uniq, first = np.unique(keys[perm], return_index=True)
-                    found[j] = (None, uniq, np.append(first, n).astype(np.int64))
-                _mk.gather_word_major(codes, words, aligned, perm, tcodes[j])
-                tpos[j] = perm
+                    found[j] = (None, uniq, np.append(first, n).astype(off_dtype))
+                _mk.fill_entries(codes, words, aligned, perm, int(starts[j]), L, self._n_bits,
+                                 pbits, tent[j])
 
         n_threads = resolve_threads(self._n_jobs)
         run_tasks(build_table, [(j, j + 1) for j in range(m)], n_threads)
@@ -259,30 +272,77 @@ class MultiIndexHashing:
                 ns += uniq.shape[0]
                 nso += uniq.shape[0] + 1
         self._tables = dict(
-            tcodes=tcodes, tpos=tpos, starts=starts, lens=lens, direct=direct,
-            doffs=np.concatenate(doffs) if doffs else np.zeros(1, np.int64), dbase=dbase,
+            tent=tent, pbits=np.array([pbits], np.int64), starts=starts, lens=lens, direct=direct,
+            doffs=np.concatenate(doffs) if doffs else np.zeros(1, off_dtype), dbase=dbase,
             skeys=np.concatenate(skeys) if skeys else np.zeros(1, np.uint64),
-            soffs=np.concatenate(soffs) if soffs else np.zeros(1, np.int64),
+            soffs=np.concatenate(soffs) if soffs else np.zeros(1, off_dtype),
             sbase=sbase, sobase=sobase, snum=snum,
         )
         return self
 
     def _table_args(self):
         t = self._tables
-        return (t["tcodes"], t["tpos"], t["starts"], t["lens"], t["direct"], t["doffs"],
-                t["dbase"], t["skeys"], t["soffs"], t["sbase"], t["sobase"], t["snum"], _BINOM)
+        codes = self._store.codes
+        aligned = self.code_size % 8 == 0
+        words = codes.reshape(-1).view(np.uint64) if aligned else np.empty(0, np.uint64)
+        return (codes, words, aligned, t["tent"], int(t["pbits"][0]), t["starts"], t["lens"],
+                t["direct"], t["doffs"], t["dbase"], t["skeys"], t["soffs"], t["sbase"],
+                t["sobase"], t["snum"], _BINOM)
 
     # ---------------------------------------------------------------- search
     def _run(self, qw, k, radius, base, capacity, out_d, out_p, knn_d, knn_p, counts):
         args = self._table_args()
         n_threads = resolve_threads(self._n_jobs)
+        n = self.ntotal
+        # a bucket entry costs several times a code of the (query-blocked) flat scan
+        limit = n if n < _FALLBACK_MIN_N else n // _FLAT_SPEEDUP
+        fell = np.zeros(qw.shape[0], np.uint8)
 
         def task(i0, i1):
-            _mk.mih_queries(i0, i1, qw, *args, k, radius, self._n_bits, base, capacity, out_d,
-                            out_p, knn_d, knn_p, counts)
+            _mk.mih_block(i0, i1, qw, *args, k, radius, self._n_bits, limit, base, capacity,
+                          out_d, out_p, knn_d, knn_p, counts, fell)
 
-        # query costs vary a lot: hand out small pieces
-        run_tasks(task, split_ranges(qw.shape[0], n_threads, per_thread=16), n_threads)
+        # blocks of queries share the buckets they probe: as few blocks as threads allow
+        nq = qw.shape[0]
+        per_thread = max(1, -(-nq // (n_threads * _BLOCK)))
+        run_tasks(task, split_ranges(nq, n_threads, per_thread=per_thread), n_threads)
+        idx = np.flatnonzero(fell)
+        if idx.size:
+            self._flat_scan(qw[idx], idx, k, radius, base, capacity, out_d, out_p, knn_d, knn_p,
+                            counts)
+
+    def _flat_scan(self, qw, idx, k, radius, base, capacity, out_d, out_p, knn_d, knn_p, counts):
+        """Answer the queries ``idx`` (words ``qw``) with the query-blocked flat scan."""
+        codes, words, aligned = self._table_args()[:3]
+        qw = np.ascontiguousarray(qw)
+        nf = qw.shape[0]
+        qblock = int(max(1, min(64, nf, (1 << 22) // (12 * (3 * k + 32)))))
+        n_threads = resolve_threads(self._n_jobs)
+        units = split_ranges(-(-nf // qblock), n_threads)
+        if k > 0:
+            res_d = np.empty((1, nf, k), np.int32)
+            res_p = np.empty((1, nf, k), np.int64)
+
+            def task(u0, u1):
+                _sk.flat_units(qw, words, codes, aligned, k, -1, self._n_bits, qblock, 1, u0, u1,
+                               res_d, res_p, _NO_P, _NO_P, _NO_D, _NO_P, _NO_P)
+
+            run_tasks(task, units, n_threads)
+            knn_d[idx] = res_d[0]
+            knn_p[idx] = res_p[0]
+            return
+        sub_base = np.ascontiguousarray(base[idx])
+        sub_cap = np.ascontiguousarray(capacity[idx])
+        sub_counts = np.zeros(nf, np.int64)
+        no_d = np.empty((1, 0, 0), np.int32)
+        no_p = np.empty((1, 0, 0), np.int64)
+
+        def task(u0, u1):
+            _sk.flat_units(qw, words, codes, aligned, 0, radius, self._n_bits, qblock, 1, u0, u1,
+                           no_d, no_p, sub_base, sub_cap, out_d, out_p, sub_counts)
+
+        run_tasks(task, units, n_threads)
+        counts[idx] = sub_counts
 
     def search(self, queries, k):
         """The ``k`` nearest codes of every query (contract of :meth:`HammingIndex.search`).
@@ -372,9 +432,14 @@ class MultiIndexHashing:
         if meta.get("tables"):
             tables = {k[len("table."):]: np.asarray(v) for k, v in arrays.items()
                       if k.startswith("table.")}
+            if set(tables) == _OLD_TABLE_KEYS:
+                return obj  # version-1 table layout: rebuilt by the first search
             if set(tables) != _TABLE_KEYS:
                 raise persist.FormatError("MultiIndexHashing file has incomplete hash tables")
-            if tables["tpos"].shape != (tables["lens"].shape[0], obj.ntotal):
+            nw = (obj.code_size + 7) // 8
+            if (tables["tent"].shape != (tables["lens"].shape[0], nw * obj.ntotal)
+                    or tables["pbits"].shape != (1,)
+                    or obj.ntotal > 2 ** int(tables["pbits"][0])):
                 raise persist.FormatError("MultiIndexHashing file has tables of another size")
             obj._tables = tables
         return obj
