@@ -3,7 +3,8 @@
 This module holds the pieces both learners use:
 
 - landmark selection: seeded K-means (random-sample start, fixed Lloyd iterations, empty
-  clusters dropped so ``L_eff <= L``, as the released ``litekmeans`` call) or random rows;
+  clusters dropped so ``L_eff <= L``; the shipped ``litekmeans.m`` re-seeds them instead) or
+  random rows;
 - the locally scaled affinity of spec section 2 step 4, its log form and the Euclidean option
   (:func:`affinity`, :func:`ordinal_matrix`);
 - the triplet rules per anchor (:class:`TripletObjective`): ``"knn"`` (the k-1 nearest
@@ -101,8 +102,10 @@ def kmeans_landmarks(Xc, n_landmarks, n_iter, rng):
     Mirrors the released ``litekmeans(X, L, 'MaxIter', iters)`` call: start from ``L``
     distinct random rows, alternate assignment and centre update for at most ``n_iter``
     iterations and stop early when no label changes. A cluster that ends up empty is
-    dropped instead of being re-seeded, so ``L_eff <= L`` centres are returned (spec
-    section 11, row 14). Assignments use float32 distances.
+    dropped, so ``L_eff <= L`` centres are returned. (Spec section 11, row 14 assumed
+    ``litekmeans`` does the same; the shipped ``litekmeans.m`` re-seeds an empty cluster with
+    the points farthest from their centres. No cluster emptied on digits, SIFT or MNIST, so
+    the two agree there; see ``docs/released-code.md``.) Assignments use float32 distances.
 
     Parameters
     ----------
