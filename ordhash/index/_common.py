@@ -442,3 +442,45 @@ class CodeStore:
         if not found.all():
             raise ValueError(f"ids not in the index: {ids[~found][:10].tolist()}")
         return self.codes[at]
+
+
+class CodeStoreIndex:
+    """What every index over a :class:`CodeStore` shares: sizes, ids and stored codes.
+
+    Subclasses set ``_n_bits``, ``_n_jobs`` and ``_store`` in ``__init__``.
+    """
+
+    @property
+    def n_bits(self):
+        """Bits per code."""
+        return self._n_bits
+
+    @property
+    def code_size(self):
+        """Bytes per packed code, ``ceil(n_bits / 8)``."""
+        return self._store.code_size
+
+    @property
+    def ntotal(self):
+        """Number of stored codes."""
+        return self._store.n
+
+    @property
+    def n_jobs(self):
+        """Threads per call (``None``: the library's current setting)."""
+        return self._n_jobs
+
+    @property
+    def ids(self):
+        """Stored ids in increasing order (a copy: later ``add``/``remove`` do not change it)."""
+        return self._store.ids.copy()
+
+    def __len__(self):
+        return self._store.n
+
+    def reconstruct(self, ids):
+        """Stored codes of these ids, shape (len(ids), code_size), ``uint8``.
+
+        Raises ``ValueError`` if an id is not in the index.
+        """
+        return self._store.reconstruct(ids)

@@ -11,6 +11,7 @@ from .._kernels import search as _sk
 from .._validation import check_option
 from ._common import (
     CodeStore,
+    CodeStoreIndex,
     RangeSearchResult,
     chunked_range,
     SearchResult,
@@ -101,7 +102,7 @@ def writable_store(store):
 
 
 @persist.register("ordhash.HammingIndex")
-class HammingIndex:
+class HammingIndex(CodeStoreIndex):
     """Exact k-NN and radius search over packed binary codes by a full scan.
 
     The numba backend computes distances with a vectorised popcount and selects neighbours
@@ -172,43 +173,15 @@ class HammingIndex:
 
     # ---------------------------------------------------------------- properties
     @property
-    def n_bits(self):
-        """Bits per code."""
-        return self._n_bits
-
-    @property
-    def code_size(self):
-        """Bytes per packed code, ``ceil(n_bits / 8)``."""
-        return self._store.code_size
-
-    @property
-    def ntotal(self):
-        """Number of stored codes."""
-        return self._store.n
-
-    @property
     def backend(self):
         """``"numba"`` or ``"faiss"``."""
         return self._backend
-
-    @property
-    def n_jobs(self):
-        """Threads per call (``None``: the library's current setting)."""
-        return self._n_jobs
-
-    @property
-    def ids(self):
-        """Stored ids in increasing order (a copy: later ``add``/``remove`` do not change it)."""
-        return self._store.ids.copy()
 
     @property
     def nbytes(self):
         """Bytes held by the index: codes and ids (twice the codes for the faiss backend)."""
         extra = self.ntotal * self.code_size if self._backend == "faiss" else 0
         return self._store.nbytes() + extra
-
-    def __len__(self):
-        return self._store.n
 
     def __repr__(self):
         return (f"HammingIndex(n_bits={self._n_bits}, backend={self._backend!r}, "
@@ -263,13 +236,6 @@ class HammingIndex:
         self._store.reset()
         if self._faiss_index is not None:
             self._faiss_index.reset()
-
-    def reconstruct(self, ids):
-        """Stored codes of these ids, shape (len(ids), code_size), ``uint8``.
-
-        Raises ``ValueError`` if an id is not in the index.
-        """
-        return self._store.reconstruct(ids)
 
     # ---------------------------------------------------------------- search
     def search(self, queries, k):

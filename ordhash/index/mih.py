@@ -12,6 +12,7 @@ from .._kernels import search as _sk
 from .._validation import check_int
 from ._common import (
     CodeStore,
+    CodeStoreIndex,
     RangeSearchResult,
     chunked_range,
     SearchResult,
@@ -73,7 +74,7 @@ def default_substrings(n_bits, n_codes):
 
 
 @persist.register("ordhash.MultiIndexHashing", version=2)
-class MultiIndexHashing:
+class MultiIndexHashing(CodeStoreIndex):
     """Exact k-NN and radius search with multi-index hashing (Norouzi, Punjani & Fleet).
 
     Codes are split into ``m`` contiguous substrings, each indexed by a hash table; a query
@@ -136,29 +137,9 @@ class MultiIndexHashing:
 
     # ---------------------------------------------------------------- properties
     @property
-    def n_bits(self):
-        """Bits per code."""
-        return self._n_bits
-
-    @property
-    def code_size(self):
-        """Bytes per packed code, ``ceil(n_bits / 8)``."""
-        return self._store.code_size
-
-    @property
-    def ntotal(self):
-        """Number of stored codes."""
-        return self._store.n
-
-    @property
     def n_substrings(self):
         """The ``n_substrings`` parameter (``None``: chosen from the size at build time)."""
         return self._n_substrings
-
-    @property
-    def n_jobs(self):
-        """Threads per call (``None``: numba's current setting)."""
-        return self._n_jobs
 
     @property
     def substrings(self):
@@ -167,20 +148,12 @@ class MultiIndexHashing:
         return tuple((int(a), int(b)) for a, b in zip(t["starts"], t["lens"]))
 
     @property
-    def ids(self):
-        """Stored ids in increasing order (a copy: later ``add``/``remove`` do not change it)."""
-        return self._store.ids.copy()
-
-    @property
     def nbytes(self):
         """Bytes held: codes and ids plus the tables (0 until built)."""
         extra = 0
         if self._tables is not None:
             extra = sum(int(v.nbytes) for v in self._tables.values() if isinstance(v, np.ndarray))
         return self._store.nbytes() + extra
-
-    def __len__(self):
-        return self._store.n
 
     def __repr__(self):
         return (f"MultiIndexHashing(n_bits={self._n_bits}, n_substrings={self._n_substrings!r}, "
@@ -210,10 +183,6 @@ class MultiIndexHashing:
         """Remove every code; default ids start again at 0."""
         self._store.reset()
         self._tables = None
-
-    def reconstruct(self, ids):
-        """Stored codes of these ids, shape (len(ids), code_size), ``uint8``."""
-        return self._store.reconstruct(ids)
 
     def build(self):
         """Build the hash tables now if they are stale (otherwise done by the next search).
