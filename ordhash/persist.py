@@ -139,6 +139,9 @@ def register(kind, version=1):
 def registered_class(kind):
     """The class registered under ``kind``, or None (used to rebuild nested objects).
 
+    An ordhash kind whose module is not imported yet is imported from a fixed table first
+    (``import ordhash`` is lazy); any other unknown name gives None, never an import.
+
     Parameters
     ----------
     kind : str
@@ -155,7 +158,7 @@ def registered_class(kind):
     >>> registered_class("ordhash.ITQ") is ITQ, registered_class("no.such.kind")
     (True, None)
     """
-    return _REGISTRY.get(kind)
+    return _REGISTRY.get(kind) or _import_builtin(kind)
 
 
 def _crc(data) -> int:
@@ -472,7 +475,7 @@ def load(path, *, expected=None, mmap=False, verify=True):
     kind, kind_version, meta, arrays = read_state(
         path, expected_kind=expected_kind, mmap=mmap, verify=verify
     )
-    cls = _REGISTRY.get(kind) or _import_builtin(kind)
+    cls = registered_class(kind)
     if cls is None:
         raise FormatError(f"{path}: unknown object kind {kind!r}")
     if kind_version > cls._persist_version:
