@@ -289,11 +289,8 @@ def _positive(value, option):
 
 
 def _assemble_searcher(model, X, codes, ids, index_kind, metric, candidates, substrings):
-    """A fitted :class:`HashingSearcher` from an already fitted learner (no refit).
-
-    The same state as ``HashingSearcher.fit`` leaves (and ``HashingSearcher._from_state``
-    restores), with the given learner instead of a refitted clone.
-    """
+    """A fitted :class:`HashingSearcher` from an already fitted learner (no refit): the state
+    ``HashingSearcher.fit`` leaves, with the given learner instead of a refitted clone."""
     from sklearn.base import clone
 
     from .index import HashingSearcher, MultiIndexHashing
@@ -306,18 +303,9 @@ def _assemble_searcher(model, X, codes, ids, index_kind, metric, candidates, sub
         index = MultiIndexHashing(int(model.n_bits), n_substrings=substrings)
     else:
         index = _make_index(index_kind, int(model.n_bits), None)
-    index.add(codes, ids)
+    searcher._attach(model, X, codes, index, ids)
     if isinstance(index, MultiIndexHashing):
         index.build()
-    if ids is None:
-        vectors, next_id = X, X.shape[0]
-    else:
-        vectors, next_id = X[np.argsort(ids, kind="stable")], int(ids.max()) + 1
-    searcher.learner_ = model
-    searcher.index_ = index
-    searcher.vectors_ = np.ascontiguousarray(vectors)
-    searcher.n_features_in_ = X.shape[1]
-    searcher._next_id = next_id
     return searcher
 
 

@@ -230,14 +230,26 @@ class HashingSearcher(BaseEstimator):
         if X is given:  # keep a private copy of the vectors
             X = X.copy()
         learner = clone(self.learner).fit(X)
-        codes = learner.transform(X)
         index = _make_index(self.index, int(learner.n_bits), self.n_jobs)
-        index.add(codes)
+        return self._attach(learner, X, learner.transform(X), index)
+
+    def _attach(self, learner, X, codes, index, ids=None):
+        """Store a fitted ``learner``, the ``codes`` of ``X`` in ``index`` and the vectors.
+
+        ``fit`` calls it after training; ``ordhash build --searcher`` calls it with a learner
+        that is already fitted (no refit). ``ids`` default to ``0..n-1``; the vectors are kept
+        in increasing id order, the order of ``index.ids``.
+        """
+        index.add(codes, ids)
+        if ids is None:
+            vectors, next_id = X, X.shape[0]
+        else:
+            vectors, next_id = X[np.argsort(ids, kind="stable")], int(ids.max()) + 1
         self.learner_ = learner
         self.index_ = index
-        self.vectors_ = X
+        self.vectors_ = np.ascontiguousarray(vectors)
         self.n_features_in_ = X.shape[1]
-        self._next_id = X.shape[0]
+        self._next_id = next_id
         return self
 
     def _check_X(self, X, name):
