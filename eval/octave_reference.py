@@ -125,7 +125,9 @@ SHIMS = {
     ),
 }
 
-DRIVER = """\
+#: Start of both drivers: paths (the shims last, so no reference file is shadowed), the data,
+#: the seeded random streams.
+PRELUDE = """\
 page_screen_output(false);
 page_output_immediately(true);
 addpath('{refdir}');
@@ -133,6 +135,10 @@ addpath('{shimdir}', '-end');
 load('{datafile}');
 rand('twister', {seed});
 randn('state', {seed});
+"""
+
+#: The demo parameters (``test_OEH.m`` / ``test_OCH.m``), shared by both drivers.
+XPARAM = """\
 Xparam.nbits = {bits};
 Xparam.maxIter = 300;
 Xparam.L = 300;
@@ -141,6 +147,9 @@ Xparam.lamda = 0.01;
 Xparam.alph = 0.1;
 Xparam.k = 10;
 Xparam.dimD = {dimd};
+"""
+
+DRIVER = PRELUDE + XPARAM + """\
 t0 = tic;
 c0 = cputime;
 [R, eigVec, sample_mean] = train{learner}(X, Xparam);
@@ -158,27 +167,13 @@ printf('\\nDRIVER DONE\\n');
 #: (``litekmeans`` from the fresh ``rand`` stream, then ``randn(dimD, nbits)``), saves those
 #: landmarks and that initial ``W``, re-seeds, and runs the real ``train{learner}``; ordhash's
 #: released training loop is then run from the same landmarks, PCA basis and initial ``W``.
-CHECK_DRIVER = """\
-page_screen_output(false);
-page_output_immediately(true);
-addpath('{refdir}');
-addpath('{shimdir}', '-end');
-load('{datafile}');
-rand('twister', {seed});
-randn('state', {seed});
+CHECK_DRIVER = PRELUDE + """\
 Xc = double(X) - repmat(mean(X, 1), size(X, 1), 1);
 [~, landmark] = litekmeans(Xc, 300, 'MaxIter', {kmeans_iter});
 W0 = randn({dimd}, {bits});
 rand('twister', {seed});
 randn('state', {seed});
-Xparam.nbits = {bits};
-Xparam.maxIter = 300;
-Xparam.L = 300;
-Xparam.beta = 1;
-Xparam.lamda = 0.01;
-Xparam.alph = 0.1;
-Xparam.k = 10;
-Xparam.dimD = {dimd};
+""" + XPARAM + """\
 [R, eigVec, sample_mean] = train{learner}(X, Xparam);
 save('-v7', '{outfile}', 'landmark', 'W0', 'R', 'eigVec');
 printf('\\nDRIVER DONE\\n');

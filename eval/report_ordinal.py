@@ -8,15 +8,14 @@ Usage::
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 from scipy.stats import ttest_ind
 
-RESULTS = Path(__file__).resolve().parent / "results"
-#: Row order of the accuracy tables (as ``bench_ordinal.METHODS``).
-ORDER = ["OEH", "OCH", "OEH-released", "OCH-released", "ITQ", "ITQ-faiss", "PCAH", "LSH", "SH",
-         "AGH", "SpH"]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_ordinal import METHODS, RESULTS  # noqa: E402  (row order of the tables)
 
 
 def _load(name):
@@ -28,7 +27,7 @@ def accuracy_tables(bench, metrics=("map", "precision@100", "precision_r2")):
     rows = bench["accuracy"]
     bits = sorted({r["bits"] for r in rows})
     seen = list(dict.fromkeys(r["method"] for r in rows))
-    methods = [m for m in ORDER if m in seen] + [m for m in seen if m not in ORDER]
+    methods = [m for m in METHODS if m in seen] + [m for m in seen if m not in METHODS]
     out = []
     for metric in metrics:
         for data in dict.fromkeys(r["dataset"] for r in rows):
