@@ -87,6 +87,35 @@ def fastest(fn, repeats):
     return best, out
 
 
+def mih_vs_flat_knn(flat, mih, queries, k, repeats):
+    """Time one k-NN pass of the flat index and of MIH (after a warm-up); both results and
+    whether they are identical."""
+    flat.search(queries[:8], k)
+    mih.search(queries[:8], k)
+    t_flat, ref = fastest(lambda: flat.search(queries, k), repeats)
+    t_mih, res = fastest(lambda: mih.search(queries, k), repeats)
+    exact = bool((res.ids == ref.ids).all() and (res.distances == ref.distances).all())
+    return t_flat, ref, t_mih, res, exact
+
+
+def mih_vs_flat_range(label, flat_idx, mih_idx, queries, radii, threads, repeats, log):
+    """Rows of radius search, MIH against the flat index, for each radius and thread count."""
+    nq, rows = len(queries), []
+    for radius in radii:
+        for t in threads:
+            t_flat, ref = fastest(lambda: flat_idx[t].range_search(queries, radius), repeats)
+            t_mih, res = fastest(lambda: mih_idx[t].range_search(queries, radius), repeats)
+            exact = bool((res.lims == ref.lims).all() and (res.ids == ref.ids).all())
+            r = dict(radius=radius, threads=t, qps_mih=nq / t_mih, qps_flat=nq / t_flat,
+                     speedup_vs_flat=t_flat / t_mih, mean_matches=float(ref.lims[-1] / nq),
+                     identical=exact, load=load())
+            rows.append(r)
+            log(f"{label} r<={radius:<3d} threads={t}  MIH {r['qps_mih']:8.0f} q/s  flat "
+                f"{r['qps_flat']:7.0f} q/s  MIH/flat {r['speedup_vs_flat']:6.1f}x  "
+                f"matches/q {r['mean_matches']:.1f}  identical={exact}")
+    return rows
+
+
 def uniform_codes(rng, n, n_bits, chunk=1 << 22):
     out = np.empty((n, n_bits // 8), dtype=np.uint8)
     for s in range(0, n, chunk):
@@ -188,14 +217,11 @@ def bench_mih(args, rng, log):
     truth = {}
     for k in args.ks_mih:
         for t in args.threads:
-            flat_idx[t].search(queries[:8], k)
-            mih_idx[t].search(queries[:8], k)
-            t_flat, ref = fastest(lambda: flat_idx[t].search(queries, k), args.repeats)
-            t_mih, res = fastest(lambda: mih_idx[t].search(queries, k), args.repeats)
+            t_flat, ref, t_mih, res, exact = mih_vs_flat_knn(flat_idx[t], mih_idx[t], queries, k,
+                                                             args.repeats)
             truth[k] = ref
             faiss.omp_set_num_threads(t)
             t_ff, _ = fastest(lambda: fflat.search(queries[:nq_faiss], k), args.repeats)
-            exact = bool((res.ids == ref.ids).all() and (res.distances == ref.distances).all())
             row = dict(k=k, threads=t, qps_mih=args.nq / t_mih, qps_flat=args.nq / t_flat,
                        qps_faiss_flat=nq_faiss / t_ff, speedup_vs_flat=t_flat / t_mih,
                        speedup_vs_faiss_flat=(t_ff / nq_faiss) / (t_mih / args.nq),
@@ -204,17 +230,8 @@ def bench_mih(args, rng, log):
             log(f"mih   n={n:.0e} k={k:<4d} threads={t}  MIH {row['qps_mih']:8.0f} q/s  flat {row['qps_flat']:7.0f} "
                 f"q/s  faiss flat {row['qps_faiss_flat']:6.0f} q/s  MIH/flat {row['speedup_vs_flat']:5.2f}x  "
                 f"MIH/faiss {row['speedup_vs_faiss_flat']:6.1f}x  identical={exact}")
-    for radius in args.radii_mih:
-        for t in args.threads:
-            t_flat, ref = fastest(lambda: flat_idx[t].range_search(queries, radius), args.repeats)
-            t_mih, res = fastest(lambda: mih_idx[t].range_search(queries, radius), args.repeats)
-            exact = bool((res.lims == ref.lims).all() and (res.ids == ref.ids).all())
-            row = dict(radius=radius, threads=t, qps_mih=args.nq / t_mih, qps_flat=args.nq / t_flat,
-                       speedup_vs_flat=t_flat / t_mih, mean_matches=float(ref.lims[-1] / args.nq),
-                       identical=exact, load=load())
-            out["range"].append(row)
-            log(f"mih   n={n:.0e} r<={radius:<3d} threads={t}  MIH {row['qps_mih']:8.0f} q/s  flat "
-                f"{row['qps_flat']:7.0f} q/s  MIH/flat {row['speedup_vs_flat']:6.1f}x  identical={exact}")
+    out["range"] = mih_vs_flat_range(f"mih   n={n:.0e}", flat_idx, mih_idx, queries,
+                                     args.radii_mih, args.threads, args.repeats, log)
     # faiss MultiHash (approximate), one thread
     faiss.omp_set_num_threads(1)
     mh = faiss.IndexBinaryMultiHash(n_bits, 4, 16)
@@ -323,12 +340,9 @@ def bench_mih_learned(args, rng, log):
         truth = {}
         for k in args.ks_mih:
             for t in args.threads:
-                flat_idx[t].search(queries[:8], k)
-                mih_idx[t].search(queries[:8], k)
-                t_flat, ref = fastest(lambda: flat_idx[t].search(queries, k), args.repeats)
-                t_mih, res = fastest(lambda: mih_idx[t].search(queries, k), args.repeats)
+                t_flat, ref, t_mih, res, exact = mih_vs_flat_knn(flat_idx[t], mih_idx[t], queries,
+                                                                 k, args.repeats)
                 truth[k] = ref
-                exact = bool((res.ids == ref.ids).all() and (res.distances == ref.distances).all())
                 r = dict(k=k, threads=t, qps_mih=nq / t_mih, qps_flat=nq / t_flat,
                          speedup_vs_flat=t_flat / t_mih, mean_kth=float(ref.distances[:, -1].mean()),
                          identical=exact, load=load())
@@ -336,18 +350,8 @@ def bench_mih_learned(args, rng, log):
                 log(f"learned n={n:.0e} k={k:<4d} threads={t}  MIH {r['qps_mih']:8.0f} q/s  flat "
                     f"{r['qps_flat']:7.0f} q/s  MIH/flat {r['speedup_vs_flat']:5.2f}x  "
                     f"k-th dist {r['mean_kth']:.1f}  identical={exact}")
-        for radius in args.radii_mih:
-            for t in args.threads:
-                t_flat, ref = fastest(lambda: flat_idx[t].range_search(queries, radius), args.repeats)
-                t_mih, res = fastest(lambda: mih_idx[t].range_search(queries, radius), args.repeats)
-                exact = bool((res.lims == ref.lims).all() and (res.ids == ref.ids).all())
-                r = dict(radius=radius, threads=t, qps_mih=nq / t_mih, qps_flat=nq / t_flat,
-                         speedup_vs_flat=t_flat / t_mih, mean_matches=float(ref.lims[-1] / nq),
-                         identical=exact, load=load())
-                row["range"].append(r)
-                log(f"learned n={n:.0e} r<={radius:<3d} threads={t}  MIH {r['qps_mih']:8.0f} q/s  flat "
-                    f"{r['qps_flat']:7.0f} q/s  MIH/flat {r['speedup_vs_flat']:6.1f}x  "
-                    f"matches/q {r['mean_matches']:.1f}  identical={exact}")
+        row["range"] = mih_vs_flat_range(f"learned n={n:.0e}", flat_idx, mih_idx, queries,
+                                         args.radii_mih, args.threads, args.repeats, log)
         row["work_k10"] = mih_work(mih_idx[args.threads[0]], queries[:100],
                                    truth[10].distances[:100, -1])
         log(f"learned n={n:.0e} k=10 work per query: {row['work_k10']['probes_per_query']:.0f} probes, "
